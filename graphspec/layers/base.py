@@ -1,0 +1,215 @@
+"""The layer contract: what one file in ``graphspec/layers/`` provides.
+
+A *layer instance* is declared once in a spec and *called* on tensors any number of
+times. Each call is a :class:`~graphspec.graph.node.Node`; all nodes of one instance use
+the same weights. A layer class declares:
+
+- ``ARGS``: its arguments as JSON-schema fragments (with ``default`` where optional).
+  The spec schema is generated from these, so the spec and the code cannot disagree.
+- ``REQUIRED``: the arguments with no default.
+- ``INPUTS``: how many input tensors one call takes: an int, or ``(min, max)`` with
+  ``max=None`` for "any number" (merge layers).
+- ``compute_output_shapes(input_shapes)``: shapes with ``None`` for the batch axis.
+- ``weight_specs(input_shapes)``: the weights a call on those shapes needs.
+- ``forward(inputs, ctx)``: differentiable numpy computation built from
+  ``graphspec.ops`` (or a fused op whose backward is written beside it in the file).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ShapeError
+
+# A cap on any one dimension or unit count: a spec asking for more is refused before
+# anything is allocated (a Dense of 10**12 units must not reach numpy).
+MAX_DIM = 1 << 24
+# A cap on the elements of one weight, for the same reason (~4 GB of float32 at most).
+MAX_WEIGHT_ELEMENTS = 1 << 30
+
+POSITIVE_INT = {"type": "integer", "minimum": 1, "maximum": MAX_DIM}
+NON_NEGATIVE_INT = {"type": "integer", "minimum": 0, "maximum": MAX_DIM}
+
+
+@dataclass
+class WeightSpec:
+    name: str
+    shape: tuple
+    initializer: str = "glorot_uniform"
+    trainable: bool = True
+
+
+@dataclass
+class CallContext:
+    """What a forward pass needs besides its inputs."""
+    training: bool = False
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    # Updates to non-trainable state (BatchNormalization moving averages), applied by
+    # the trainer after the step: list of (Variable, new value array).
+    state_updates: list = field(default_factory=list)
+
+
+class Layer:
+    TYPE: str = ""
+    ARGS: dict = {}
+    REQUIRED: tuple = ()
+    INPUTS = 1
+    DOC = ""
+
+    def __init__(self, name: str, config: dict, trainable: bool = True):
+        self.name = name
+        self.config = self.with_defaults(config)
+        self.trainable = trainable
+        self.weights: dict = {}          # name -> Variable, filled by Graph.initialize
+        self.weight_shapes: dict = {}    # name -> WeightSpec, fixed by the first call
+        self.inbound_nodes: list = []    # one Node per call, in call order
+
+    # -- configuration --------------------------------------------------------------
+    @classmethod
+    def with_defaults(cls, config: dict) -> dict:
+        full = {k: s["default"] for k, s in cls.ARGS.items() if "default" in s}
+        full.update(config)
+        return full
+
+    def __getattr__(self, item):
+        # Arguments read as attributes (self.units) keep forward() close to the math.
+        config = self.__dict__.get("config")
+        if config is not None and item in config:
+            return config[item]
+        raise AttributeError(f"{type(self).__name__} has no attribute {item!r}")
+
+    # -- the contract ------------------------------------------------------------------
+    def compute_output_shapes(self, input_shapes: list) -> list:
+        raise NotImplementedError
+
+    def weight_specs(self, input_shapes: list) -> list:
+        return []
+
+    def forward(self, inputs: list, ctx: CallContext) -> list:
+        raise NotImplementedError
+
+    def sublayers(self) -> list:
+        """Layers whose weights this layer uses (wrappers and sub-models)."""
+        return []
+
+    # -- checks every layer shares -----------------------------------------------------
+    def check_input_count(self, count: int) -> None:
+        low, high = (self.INPUTS, self.INPUTS) if isinstance(self.INPUTS, int) else self.INPUTS
+        if count < low or (high is not None and count > high):
+            expected = str(low) if low == high else f"at least {low}" if high is None \
+                else f"{low} to {high}"
+            raise ShapeError(f"{self.TYPE} layer '{self.name}' takes {expected} input "
+                             f"tensor(s), got {count}")
+
+    def register_weights(self, input_shapes: list) -> None:
+        """Fix weight shapes at the first call; later calls must fit the same weights."""
+        specs = {s.name: s for s in self.weight_specs(input_shapes)}
+        for spec in specs.values():
+            if int(np.prod(spec.shape, dtype=np.float64)) > MAX_WEIGHT_ELEMENTS:
+                raise ShapeError(f"weight '{self.name}/{spec.name}' of shape {spec.shape} "
+                                 f"is larger than the {MAX_WEIGHT_ELEMENTS} element limit")
+        if not self.weight_shapes:
+            self.weight_shapes = specs
+            return
+        for name, spec in specs.items():
+            built = self.weight_shapes.get(name)
+            if built is None or built.shape != spec.shape:
+                had = built.shape if built else None
+                raise ShapeError(
+                    f"layer '{self.name}' was built with weight '{name}' of shape {had} "
+                    f"at its first call, but this call needs {spec.shape}: a shared layer "
+                    "must be called on inputs with the same feature shape")
+
+    def param_count(self) -> tuple:
+        """(trainable, non-trainable) element counts of this layer's own weights."""
+        trainable = non_trainable = 0
+        for spec in self.weight_shapes.values():
+            n = int(np.prod(spec.shape))
+            if spec.trainable and self.trainable:
+                trainable += n
+            else:
+                non_trainable += n
+        return trainable, non_trainable
+
+    # -- Keras' node-indexed accessors (reference item 7) ------------------------------
+    def _node(self, index: int):
+        if not self.inbound_nodes:
+            raise ValueError(f"layer '{self.name}' has never been called, so it has no nodes")
+        if not 0 <= index < len(self.inbound_nodes):
+            raise ValueError(f"layer '{self.name}' has {len(self.inbound_nodes)} node(s); "
+                             f"node index {index} does not exist")
+        return self.inbound_nodes[index]
+
+    def _single(self, what: str, method: str, values):
+        if len(self.inbound_nodes) > 1 and any(v != values[0] for v in values[1:]):
+            raise ValueError(
+                f"layer '{self.name}' has multiple inbound nodes ({len(self.inbound_nodes)}) "
+                f"with different {what}s, so '{what}' is ill-defined: use "
+                f"{method}(node_index) instead")
+        return values[0]
+
+    def output_at(self, index: int):
+        return _unwrap(self._node(index).output_tensors)
+
+    def input_at(self, index: int):
+        return _unwrap(self._node(index).input_tensors)
+
+    def input_shape_at(self, index: int):
+        return _unwrap([t.shape for t in self._node(index).input_tensors])
+
+    def output_shape_at(self, index: int):
+        return _unwrap([t.shape for t in self._node(index).output_tensors])
+
+    @property
+    def output(self):
+        self._node(0)
+        if len(self.inbound_nodes) > 1:
+            raise ValueError(
+                f"layer '{self.name}' has multiple inbound nodes "
+                f"({len(self.inbound_nodes)}), so 'output' is ill-defined: use "
+                "output_at(node_index) instead")
+        return self.output_at(0)
+
+    @property
+    def input(self):
+        self._node(0)
+        if len(self.inbound_nodes) > 1:
+            raise ValueError(
+                f"layer '{self.name}' has multiple inbound nodes "
+                f"({len(self.inbound_nodes)}), so 'input' is ill-defined: use "
+                "input_at(node_index) instead")
+        return self.input_at(0)
+
+    @property
+    def input_shape(self):
+        self._node(0)
+        shapes = [self.input_shape_at(i) for i in range(len(self.inbound_nodes))]
+        return self._single("input shape", "input_shape_at", shapes)
+
+    @property
+    def output_shape(self):
+        self._node(0)
+        shapes = [self.output_shape_at(i) for i in range(len(self.inbound_nodes))]
+        return self._single("output shape", "output_shape_at", shapes)
+
+    def __repr__(self):
+        return f"<{self.TYPE} '{self.name}'>"
+
+
+def _unwrap(items):
+    return items[0] if len(items) == 1 else list(items)
+
+
+def single_shape(layer: Layer, input_shapes: list) -> tuple:
+    """The one input shape of a single-input layer (after the count check)."""
+    layer.check_input_count(len(input_shapes))
+    return tuple(input_shapes[0])
+
+
+def known_feature_size(shape, layer: Layer) -> int:
+    """Number of values per sample; every feature axis must be known."""
+    if any(d is None for d in shape[1:]):
+        raise ShapeError(f"{layer.TYPE} layer '{layer.name}' needs fully known feature "
+                         f"dimensions, got {shape}")
+    return int(np.prod(shape[1:], dtype=np.int64))

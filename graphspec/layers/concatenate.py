@@ -1,0 +1,41 @@
+"""Concatenate: joins its inputs along ``axis`` (default the last, channels-last)."""
+from __future__ import annotations
+
+from .. import ops
+from ..errors import ShapeError
+from .base import Layer
+
+
+class Concatenate(Layer):
+    TYPE = "Concatenate"
+    DOC = "Concatenates inputs along one axis; all other axes must match."
+    ARGS = {"axis": {"type": "integer", "default": -1, "minimum": -64, "maximum": 64}}
+    INPUTS = (1, None)
+
+    def _axis(self, rank):
+        axis = self.axis % rank if -rank <= self.axis < rank else None
+        if axis is None or axis == 0:
+            raise ShapeError(f"Concatenate '{self.name}': axis {self.axis} is not a feature "
+                             f"axis of rank-{rank} inputs")
+        return axis
+
+    def compute_output_shapes(self, input_shapes):
+        self.check_input_count(len(input_shapes))
+        rank = len(input_shapes[0])
+        if any(len(s) != rank for s in input_shapes):
+            raise ShapeError(f"Concatenate '{self.name}' needs inputs of equal rank, got "
+                             f"{', '.join(map(str, input_shapes))}")
+        axis = self._axis(rank)
+        out = list(input_shapes[0])
+        for i in range(1, rank):
+            dims = [s[i] for s in input_shapes]
+            if i == axis:
+                out[i] = None if None in dims else sum(dims)
+            elif len({d for d in dims if d is not None}) > 1:
+                raise ShapeError(
+                    f"Concatenate '{self.name}' on axis {self.axis} needs the other axes to "
+                    f"match, got {', '.join(map(str, input_shapes))}")
+        return [tuple(out)]
+
+    def forward(self, inputs, ctx):
+        return [ops.concatenate(inputs, axis=self._axis(len(inputs[0].shape)))]

@@ -1,0 +1,29 @@
+"""Dropout: zero a ``rate`` fraction of inputs while training, scale the rest by
+``1/(1-rate)`` (inverted dropout, as Keras); identity at inference."""
+from __future__ import annotations
+
+from .. import ops
+from ..autodiff import Variable
+from .base import Layer, single_shape
+
+
+class Dropout(Layer):
+    TYPE = "Dropout"
+    DOC = "Inverted dropout; seeded through the run's random generator."
+    ARGS = {"rate": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+            "noise_shape": {"type": ["array", "null"], "default": None,
+                            "items": {"type": ["integer", "null"]},
+                            "description": "broadcast shape of the mask, batch included"}}
+    REQUIRED = ("rate",)
+
+    def compute_output_shapes(self, input_shapes):
+        return [single_shape(self, input_shapes)]
+
+    def forward(self, inputs, ctx):
+        x = inputs[0]
+        if not ctx.training or self.rate == 0:
+            return [x]
+        shape = x.shape if self.noise_shape is None else tuple(
+            n if n is not None else d for n, d in zip(self.noise_shape, x.shape))
+        keep = (ctx.rng.random(shape) >= self.rate).astype(x.dtype) / (1 - self.rate)
+        return [ops.mul(x, Variable(keep))]

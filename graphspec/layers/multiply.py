@@ -1,0 +1,11 @@
+"""Multiply: Multiplies its inputs elementwise."""
+from __future__ import annotations
+
+from .. import ops
+from .merging import ElementwiseMerge
+
+
+class Multiply(ElementwiseMerge):
+    TYPE = "Multiply"
+    DOC = "Multiplies its inputs elementwise."
+    OP = staticmethod(ops.mul)

@@ -1,0 +1,57 @@
+"""Reductions over axes: sum, mean, max, min (Keras ``axis``/``keepdims`` semantics)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autodiff.engine import Variable, as_variable, result
+
+
+def _axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (list, tuple)):
+        return tuple(sorted(int(a) % ndim for a in axis))
+    return (int(axis) % ndim,)
+
+
+def _expand(g, axes, keepdims):
+    return g if keepdims else np.expand_dims(g, axes)
+
+
+def sum_(a, axis=None, keepdims=False) -> Variable:
+    a = as_variable(a)
+    axes = _axes(axis, a.data.ndim)
+    out = a.data.sum(axis=axes, keepdims=keepdims)
+    return result(out, (a,),
+                  lambda g: (np.broadcast_to(_expand(g, axes, keepdims), a.shape),))
+
+
+def mean(a, axis=None, keepdims=False) -> Variable:
+    a = as_variable(a)
+    axes = _axes(axis, a.data.ndim)
+    count = int(np.prod([a.shape[i] for i in axes])) if axes else 1
+    out = a.data.mean(axis=axes, keepdims=keepdims)
+    return result(out, (a,),
+                  lambda g: (np.broadcast_to(_expand(g, axes, keepdims) / count, a.shape),))
+
+
+def _extreme(a, axis, keepdims, reducer):
+    """max/min: ties share the gradient equally (as TensorFlow and PyTorch's amax do)."""
+    a = as_variable(a)
+    axes = _axes(axis, a.data.ndim)
+    kept = reducer(a.data, axis=axes, keepdims=True)
+    out = kept if keepdims else np.squeeze(kept, axis=axes)
+
+    def backward(g):
+        mask = a.data == kept
+        share = mask / mask.sum(axis=axes, keepdims=True)
+        return (share * _expand(g, axes, keepdims),)
+    return result(out, (a,), backward)
+
+
+def max_(a, axis=None, keepdims=False) -> Variable:
+    return _extreme(a, axis, keepdims, np.max)
+
+
+def min_(a, axis=None, keepdims=False) -> Variable:
+    return _extreme(a, axis, keepdims, np.min)
