@@ -1,0 +1,58 @@
+"""The Python API the CLI wraps: load, validate, and the objects they return.
+
+>>> graph = graphspec.load("specs/shared_entry.yaml", seed=0)
+>>> graph.models["model_b"].predict({"input_b": np.arange(100).reshape(10, 10)})
+"""
+from __future__ import annotations
+
+from .compiler import Compiler
+from .errors import SpecError, SpecErrors
+from .graph.graph import Graph
+from .spec.loader import Located, load_file, load_text
+from .spec.validate import schema_errors, substitute_params
+
+
+def _check(located: Located, params: dict | None, dtype: str):
+    """All errors of one spec, and the compiler (None if the schema already failed)."""
+    errors = substitute_params(located, params)
+    errors += schema_errors(located)
+    if errors:
+        return errors, None
+    compiler = Compiler(located, dtype).compile()
+    return compiler.errors, compiler
+
+
+def validate(path, params: dict | None = None) -> list:
+    """Every problem in the spec at ``path`` as located SpecErrors ([] if valid)."""
+    try:
+        located = load_file(path)
+    except SpecError as exc:
+        return [exc]
+    return _check(located, params, "float32")[0]
+
+
+def _build(located: Located, params, dtype, seed, initialize) -> Graph:
+    errors, compiler = _check(located, params, dtype)
+    if errors:
+        raise SpecErrors(errors)
+    graph = Graph(located.file, compiler.layers, compiler.models,
+                  located.data.get("training"), dtype=dtype, spec=located.data)
+    if initialize:
+        graph.initialize(seed)
+    return graph
+
+
+def load(path, seed: int | None = None, dtype: str = "float32", params: dict | None = None,
+         initialize: bool = True) -> Graph:
+    """Validate and compile the spec at ``path``; weights get Keras' initializers.
+
+    Raises :class:`SpecErrors` listing every problem if the spec is invalid.
+    ``params`` overrides the spec's ``params:`` (e.g. reduced image sizes).
+    """
+    return _build(load_file(path), params, dtype, seed, initialize)
+
+
+def loads(text: str, seed: int | None = None, dtype: str = "float32",
+          params: dict | None = None, name: str = "<string>", initialize: bool = True) -> Graph:
+    """Like :func:`load`, from YAML text."""
+    return _build(load_text(text, name), params, dtype, seed, initialize)

@@ -1,0 +1,113 @@
+"""A compiled spec: every layer instance, every model, and the weights they share."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autodiff import Variable
+from ..errors import InputError
+from ..initializers import initialize
+from ..io.files import load_npz, save_npz
+
+
+class Graph:
+    def __init__(self, file: str, layers: dict, models: dict, training: dict,
+                 dtype: str = "float32", spec: dict | None = None):
+        self.file = file
+        self.layers = layers            # name -> Layer (declared, inline and wrapped)
+        self.models = models            # name -> Model
+        self.training = training or {}  # the spec's training jobs (raw config)
+        self.dtype = dtype
+        self.spec = spec
+        self.seed = None
+        self._rng = np.random.default_rng()
+        for model in models.values():
+            model.graph = self
+
+    # -- randomness -------------------------------------------------------------------
+    def rng(self, seed: int | None = None) -> np.random.Generator:
+        """The graph's generator, or a fresh one for an explicit seed."""
+        return self._rng if seed is None else np.random.default_rng(seed)
+
+    # -- weights ----------------------------------------------------------------------
+    def initialize(self, seed: int | None = None) -> None:
+        """Keras' default initializers, in declaration order, from one seeded generator."""
+        self.seed = seed
+        rng = np.random.default_rng(seed)
+        for layer in self.layers.values():
+            layer.weights = {
+                name: Variable(initialize(spec.initializer, spec.shape, rng, self.dtype),
+                               requires_grad=True, name=f"{layer.name}/{name}")
+                for name, spec in layer.weight_shapes.items()}
+        self._rng = np.random.default_rng(None if seed is None else seed + 1)
+
+    def weights(self) -> dict:
+        """Every weight keyed ``layer_name/weight_name``, e.g. ``dense_1/kernel``."""
+        return {f"{layer.name}/{name}": var
+                for layer in self.layers.values() for name, var in layer.weights.items()}
+
+    def weight_specs(self) -> dict:
+        return {f"{layer.name}/{name}": spec
+                for layer in self.layers.values() for name, spec in layer.weight_shapes.items()}
+
+    def save_weights(self, path, extra: dict | None = None) -> None:
+        arrays = {key: var.data for key, var in self.weights().items()}
+        arrays.update(extra or {})
+        save_npz(path, arrays)
+
+    def load_weights(self, path) -> dict:
+        """Load ``path`` into the weights; refuse it whole if anything does not fit.
+
+        Returns the entries that are not weights (optimizer and loss state) for the
+        trainer to use.
+        """
+        arrays = load_npz(path)
+        self.set_weights(arrays, source=str(path))
+        return {k: v for k, v in arrays.items() if k not in self.weight_specs()}
+
+    def set_weights(self, arrays: dict, source: str = "weights") -> None:
+        specs = self.weight_specs()
+        problems = []
+        for key, spec in specs.items():
+            if key not in arrays:
+                problems.append(f"missing '{key}' {spec.shape}")
+                continue
+            value = arrays[key]
+            if value.shape != tuple(spec.shape):
+                problems.append(f"'{key}' has shape {value.shape}, the spec needs {spec.shape}")
+            elif not np.issubdtype(value.dtype, np.floating):
+                problems.append(f"'{key}' has dtype {value.dtype}, expected floating point")
+            elif not np.all(np.isfinite(value)):
+                problems.append(f"'{key}' contains NaN or Inf")
+        unknown = [k for k in arrays if k not in specs and "/" in k
+                   and not k.startswith(("optimizer/", "state/", "trainer/"))]
+        problems += [f"unexpected '{k}' (no such layer weight in the spec)" for k in unknown]
+        if problems:
+            shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more"
+                                               if len(problems) > 8 else "")
+            raise InputError(f"{source} does not match the spec: {shown}")
+        for key, var in self.weights().items():
+            var.data = arrays[key].astype(self.dtype, copy=True)
+
+    # -- introspection ------------------------------------------------------------------
+    def nodes(self, model: str | None = None, layer: str | None = None) -> list:
+        """Every node of every layer instance, in call order (``inspect-nodes``)."""
+        out = []
+        for candidate in list(self.layers.values()) + list(self.models.values()):
+            if layer is not None and candidate.name != layer:
+                continue
+            for node in candidate.inbound_nodes:
+                if model is None or node.model == model:
+                    out.append(node)
+        return out
+
+    def model(self, name: str | None = None):
+        """The model called ``name``; the only one if the spec has one and no name is given."""
+        if name is None:
+            if len(self.models) == 1:
+                return next(iter(self.models.values()))
+            raise InputError(f"{self.file} defines {len(self.models)} models "
+                             f"({', '.join(self.models)}): choose one with --model NAME")
+        if name not in self.models:
+            raise InputError(f"{self.file} has no model '{name}' "
+                             f"(models: {', '.join(self.models)})")
+        return self.models[name]

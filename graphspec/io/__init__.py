@@ -1,0 +1,1 @@
+"""Reading and writing arrays safely: atomic writes, no pickles."""

@@ -1,0 +1,150 @@
+"""Read a spec file into plain data plus the line:column of every value and key.
+
+PyYAML's SafeLoader composes the document into nodes that carry marks; we build the
+Python data ourselves from those nodes so every path (``models.mlp.calls[2].layer``)
+keeps its location. Only the safe constructors run: a ``!!python/...`` tag is an
+error, never an object. Aliases are expanded with a budget so a "billion laughs"
+document is refused instead of exhausting memory.
+"""
+from __future__ import annotations
+
+import os
+
+import yaml
+
+from ..errors import SpecError
+
+MAX_SPEC_BYTES = 4 << 20          # a spec is a text file someone reviews, not a data dump
+MAX_VALUES = 200_000              # scalars + containers after alias expansion
+MAX_DEPTH = 64
+
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+
+
+class Located:
+    """Spec data with marks: ``where(path)`` gives (line, col), 1-based."""
+
+    def __init__(self, data, marks: dict, key_marks: dict, file: str):
+        self.data, self.marks, self.key_marks, self.file = data, marks, key_marks, file
+
+    def where(self, path: tuple, key: bool = False) -> tuple:
+        """The mark of ``path`` (of its key, if asked), else of its nearest ancestor."""
+        if key and path in self.key_marks:
+            return self.key_marks[path]
+        path = tuple(path)
+        while path not in self.marks and path:
+            path = path[:-1]
+        return self.marks.get(path, (1, 1))
+
+    def error(self, path: tuple, message: str, key: bool = False) -> SpecError:
+        line, col = self.where(tuple(path), key)
+        return SpecError(message, self.file, line, col, format_path(path))
+
+
+def format_path(path) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _mark(node) -> tuple:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+class _Builder:
+    def __init__(self, loader, file):
+        self.loader, self.file = loader, file
+        self.marks, self.key_marks, self.count = {}, {}, 0
+
+    def fail(self, node, message, path=()):
+        line, col = _mark(node)
+        raise SpecError(message, self.file, line, col, format_path(path))
+
+    def build(self, node, path=()):
+        self.count += 1
+        if self.count > MAX_VALUES:
+            self.fail(node, f"document expands to more than {MAX_VALUES} values "
+                            "(alias bomb or oversized spec)", path)
+        if len(path) > MAX_DEPTH:
+            self.fail(node, f"nesting deeper than {MAX_DEPTH} levels", path)
+        self.marks[path] = _mark(node)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _SEQ_TAG:
+                self.fail(node, f"YAML tag {node.tag!r} is not allowed in a spec", path)
+            return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as exc:
+            self.fail(node, f"YAML tag {node.tag!r} is not allowed in a spec "
+                            f"({exc.problem})", path)
+
+    def _mapping(self, node, path):
+        if node.tag != _MAP_TAG:
+            self.fail(node, f"YAML tag {node.tag!r} is not allowed in a spec", path)
+        if any(key.tag == "tag:yaml.org,2002:merge" for key, _ in node.value):
+            self.fail(node, "YAML merge keys (<<) are not supported in specs", path)
+        out = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.fail(key_node, "mapping keys must be plain names", path)
+            key = self.loader.construct_object(key_node)
+            if not isinstance(key, str):
+                key = str(key)
+            if key in out:
+                self.fail(key_node, f"duplicate key '{key}' (the earlier value would be "
+                                    "silently lost)", path + (key,))
+            self.key_marks[path + (key,)] = _mark(key_node)
+            out[key] = self.build(value_node, path + (key,))
+        return out
+
+
+def load_text(text: str, file: str = "<spec>") -> Located:
+    if len(text.encode("utf-8", "replace")) > MAX_SPEC_BYTES:
+        raise SpecError(f"spec is larger than {MAX_SPEC_BYTES >> 20} MiB", file, 1, 1)
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            problem = exc.problem or exc.context or "invalid YAML"
+            raise SpecError(f"invalid YAML: {problem}", file, line, col) from None
+        except (yaml.YAMLError, RecursionError) as exc:
+            raise SpecError(f"invalid YAML: {type(exc).__name__}", file, 1, 1) from None
+        if node is None:
+            raise SpecError("the spec is empty: it needs at least 'graphspec: 1' and "
+                            "'models:'", file, 1, 1)
+        builder = _Builder(loader, file)
+        try:
+            data = builder.build(node)
+        except RecursionError:
+            raise SpecError(f"nesting deeper than {MAX_DEPTH} levels", file, 1, 1) from None
+        return Located(data, builder.marks, builder.key_marks, file)
+    finally:
+        loader.dispose()
+
+
+def load_file(path: str) -> Located:
+    """Read and parse ``path``; unreadable files are SpecErrors too (one line, no trace)."""
+    display = os.fspath(path)
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(f"spec is larger than {MAX_SPEC_BYTES >> 20} MiB", display, 1, 1)
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_SPEC_BYTES + 1)
+    except OSError as exc:
+        raise SpecError(f"cannot read spec: {exc.strerror or exc}", display, 0, 0) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"spec is not UTF-8 text (byte {exc.start})", display, 1, 1) from None
+    return load_text(text, display)
