@@ -17,10 +17,11 @@ from .permute import Permute
 from .repeat_vector import RepeatVector
 from .reshape import Reshape
 from .subtract import Subtract
+from .time_distributed import TimeDistributed
 
 LAYER_CLASSES = (
     Activation, Add, Average, Concatenate, Dense, Dot, Dropout, Flatten, Maximum, Minimum,
-    Multiply, Permute, RepeatVector, Reshape, Subtract,
+    Multiply, Permute, RepeatVector, Reshape, Subtract, TimeDistributed,
 )
 
 REGISTRY = {cls.TYPE: cls for cls in LAYER_CLASSES}

@@ -1,0 +1,1 @@
+"""The compiled graph: symbolic tensors, nodes, models and the weights they share."""

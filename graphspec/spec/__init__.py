@@ -1,0 +1,1 @@
+"""Spec loading (YAML with marks), the generated JSON Schema and schema validation."""
