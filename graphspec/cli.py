@@ -33,6 +33,8 @@ def friendly_errors(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # usage errors: click prints them and exits 2
         except SpecErrors as exc:
             _fail(str(exc))
         except GraphspecError as exc:
