@@ -167,6 +167,46 @@ class Model:
             batch = size
         return arrays
 
+    # -- training (Keras' compile / fit / evaluate / train_on_batch) -------------------
+    def compile(self, loss, optimizer="rmsprop", metrics=(), loss_weights=None, **job):
+        """Choose loss(es), optimizer and metrics, as in Keras; overrides the spec's job."""
+        self._job_overrides = dict(job, loss=loss, optimizer=optimizer, metrics=list(metrics),
+                                   **({"loss_weights": loss_weights} if loss_weights else {}))
+        self._trainer = None
+        return self
+
+    def trainer(self, job: str | None = None):
+        """The Trainer that keeps this model's optimizer and loss state between calls."""
+        from ..train.job import build_job
+        from ..train.trainer import Trainer
+        current = getattr(self, "_trainer", None)
+        if current is None or (job is not None and current.job_name != job):
+            overrides = getattr(self, "_job_overrides", None)
+            built = build_job(self.graph, None if overrides else job, self.name, overrides)
+            current = self._trainer = Trainer(self.graph, built)
+            current.job_name = job
+        return current
+
+    def _data(self, x, y) -> dict:
+        data = dict(x) if isinstance(x, dict) else {self.input_names[0]: x}
+        if y is not None:
+            data.update(y if isinstance(y, dict) else {self.output_names[0]: y})
+        return data
+
+    def fit(self, x, y=None, job: str | None = None, **kwargs) -> dict:
+        """Train on ``x`` (inputs by name) and ``y`` (targets by output name); returns
+        the history. Keyword arguments as Keras: epochs, batch_size, validation_split,
+        shuffle, plus seed, checkpoint_dir, resume, on_nan, verbose."""
+        return self.trainer(job).fit(self._data(x, y), **kwargs)
+
+    def evaluate(self, x, y=None, batch_size: int = 32, job: str | None = None) -> dict:
+        return self.trainer(job).evaluate(self._data(x, y), batch_size)
+
+    def train_on_batch(self, x, y=None, job: str | None = None) -> dict:
+        trainer = self.trainer(job)
+        inputs, targets, _ = trainer.split_data(self._data(x, y))
+        return trainer.train_on_batch(inputs, targets)
+
     def __repr__(self):
         return f"<Model '{self.name}' inputs={self.input_names} outputs={self.output_names}>"
 
