@@ -176,7 +176,8 @@ class Trainer:
         rng = rng if rng is not None else self.graph.rng()
         self._set_requires_grad()
         ctx = CallContext(training=True, rng=rng)
-        with recording(True):
+        # Overflow shows up as a non-finite loss, reported below with epoch and batch.
+        with recording(True), np.errstate(over="ignore", invalid="ignore"):
             feeds = [Variable(inputs[n]) for n in self.model.input_names]
             values = self.model.run(feeds, ctx)
             total, logs = self._objective(values, targets, rng)
@@ -187,8 +188,9 @@ class Trainer:
                                     "check the data, or pass --on-nan skip to skip such "
                                     "batches")
             return {"loss": loss, "skipped": 1.0}
-        backward(total)
-        self.job.optimizer.apply(self.params)
+        with np.errstate(over="ignore", invalid="ignore"):
+            backward(total)
+            self.job.optimizer.apply(self.params)
         for var, value in ctx.state_updates:
             var.data = value
         result = {k: _scalar(v) for k, v in logs.items()}
