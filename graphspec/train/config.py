@@ -7,27 +7,18 @@ optimizer and metrics. ``graphspec train --job NAME`` picks one; CLI flags overr
 """
 from __future__ import annotations
 
+from .losses import LOSS_SCHEMA
+from .optimizers import OPTIMIZER_SCHEMA
+
 _EXPR = {"type": "string", "minLength": 1, "maxLength": 2000}
 _NAME = {"$ref": "#/$defs/name"}
-_LOSS = {
-    "oneOf": [
-        {"type": "string", "description": "built-in loss name, e.g. mse"},
-        {"type": "object", "required": ["name"], "additionalProperties": False,
-         "properties": {"name": {"type": "string"}, "from_logits": {"type": "boolean"},
-                        "label_smoothing": {"type": "number", "minimum": 0, "maximum": 1}}},
-        {"type": "object", "required": ["expr"], "additionalProperties": False,
-         "properties": {"expr": _EXPR},
-         "description": "custom per-sample loss of y_true and y_pred"},
-    ],
-}
-_OPTIMIZER = {
-    "oneOf": [
-        {"enum": ["sgd", "rmsprop", "adam"]},
-        {"type": "object", "required": ["type"],
-         "properties": {"type": {"enum": ["sgd", "rmsprop", "adam"]}},
-         "description": "optimizer with Keras argument names (learning_rate, momentum, ...)"},
-    ],
-}
+# Built-in losses and optimizers publish their exact argument tables; a custom loss is
+# an expression of y_true and y_pred.
+_CUSTOM_LOSS = {"type": "object", "required": ["expr"], "additionalProperties": False,
+                "properties": {"expr": _EXPR},
+                "description": "custom per-sample loss of y_true and y_pred"}
+_LOSS = {"oneOf": LOSS_SCHEMA["oneOf"] + [_CUSTOM_LOSS]}
+_OPTIMIZER = OPTIMIZER_SCHEMA
 
 TRAINING_SCHEMA = {
     "type": "object",
