@@ -87,15 +87,17 @@ def build_job(graph, job_name: str | None = None, model_name: str | None = None,
     config = dict(jobs[job_name]) if job_name else {}
     config.update(overrides)
     model = graph.model(model_name or config.get("model"))
-    if "loss" not in config:
+    if "loss" not in config and not config.get("added_losses"):
         raise InputError(f"no loss for model '{model.name}': add a training job to the spec "
                          "or pass --loss NAME")
-    losses, loss_names = _output_losses(model, config["loss"])
+    # A job may train on added losses alone (BEGAN's discriminator): then no output has
+    # a loss and the data holds no targets.
+    losses, loss_names = _output_losses(model, config["loss"]) if "loss" in config else ({}, {})
     weights = config.get("loss_weights", {})
-    unknown = [n for n in weights if n not in model.output_names]
+    unknown = [n for n in weights if n not in losses]
     if unknown:
         raise TrainingConfigError(f"loss_weights names {unknown}, but model '{model.name}' "
-                                  f"has outputs {model.output_names}")
+                                  f"has outputs with losses {list(losses)}")
     tensor_names = model.input_names + [t.name for n in model.nodes for t in n.output_tensors]
     state_names = list(config.get("state", {}))
     terms = {}
@@ -118,7 +120,7 @@ def build_job(graph, job_name: str | None = None, model_name: str | None = None,
                                   "layers nor models of the spec")
     return TrainingJob(
         model=model, losses=losses, loss_names=loss_names,
-        loss_weights={n: float(weights.get(n, 1.0)) for n in model.output_names},
+        loss_weights={n: float(weights.get(n, 1.0)) for n in losses},
         terms=terms, added_losses=added, state=state, freeze=freeze,
         optimizer=get_optimizer(config.get("optimizer", "rmsprop")),
         metrics=_metrics(model, config.get("metrics", []), loss_names),
@@ -163,11 +165,11 @@ def _output_losses(model, spec):
 
 
 def _metrics(model, spec, loss_names):
-    per_output = spec if isinstance(spec, dict) else {n: list(spec) for n in model.output_names}
-    unknown = [n for n in per_output if n not in model.output_names]
+    per_output = spec if isinstance(spec, dict) else {n: list(spec) for n in loss_names}
+    unknown = [n for n in per_output if n not in loss_names]
     if unknown:
         raise TrainingConfigError(f"metrics name outputs {unknown}; model '{model.name}' has "
-                                  f"outputs {model.output_names}")
+                                  f"outputs with losses {list(loss_names)}")
     for metrics in per_output.values():   # unknown names fail now, not at the first batch
         for metric in metrics:
             get_metric(metric)

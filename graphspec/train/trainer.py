@@ -76,15 +76,16 @@ class Trainer:
     def split_data(self, data: dict):
         """Inputs and targets from one mapping keyed by input and output names."""
         model = self.model
-        missing = [n for n in model.input_names + model.output_names if n not in data]
+        needed = model.input_names + list(self.job.losses)
+        missing = [n for n in needed if n not in data]
         if missing:
             raise InputError(f"training data for model '{model.name}' lacks {missing}; it "
                              f"needs inputs {model.input_names} and targets "
-                             f"{model.output_names} (found {sorted(data)})")
+                             f"{list(self.job.losses)} (found {sorted(data)})")
         inputs = model.check_inputs({n: data[n] for n in model.input_names})
         size = next(iter(inputs.values())).shape[0]
         targets = {}
-        for name in model.output_names:
+        for name in self.job.losses:
             target = np.asarray(data[name])
             if target.dtype == object or not np.issubdtype(target.dtype, np.number):
                 raise InputError(f"target '{name}' must be numeric, got dtype {target.dtype}")
@@ -107,8 +108,10 @@ class Trainer:
             total = term if total is None else ops.add(total, term)
 
         for out in model.outputs:
+            if out.name not in job.losses:
+                continue
             loss = reduce_loss(job.losses[out.name](targets[out.name], values[out.slot]))
-            if len(model.outputs) > 1:
+            if len(job.losses) > 1:
                 logs[f"{out.name}_loss"] = loss
             add(loss, job.loss_weights[out.name])
         for layer in model.layers():
@@ -149,7 +152,7 @@ class Trainer:
                 fn = self._metric_fns[key]
                 label = fn.metric_name if metric in ("accuracy", "acc") else str(metric)
                 label = "accuracy" if metric in ("accuracy", "acc") else label
-                label = label if len(self.model.outputs) == 1 else f"{name}_{label}"
+                label = label if len(self.job.losses) == 1 else f"{name}_{label}"
                 out[label] = reduce_metric(fn(targets[name], pred))
         return out
 
