@@ -14,6 +14,7 @@ import difflib
 import re
 
 from .errors import GraphspecError, SpecError
+from .expr import ExprError
 from .graph.model import Model
 from .graph.node import History, Node, SymbolicTensor
 from .layers.registry import REGISTRY
@@ -101,8 +102,13 @@ class Compiler:
             args[arg] = inner
         try:
             layer = cls(name, args, trainable=config.get("trainable", True))
+        except ExprError as exc:   # point at the offending field and character
+            field = (exc.field,) if getattr(exc, "field", None) in args else ()
+            self.error(path + field, f"{exc.message} (at character {exc.col + 1} of the "
+                                     "expression)" if field else exc.message)
+            return _BROKEN
         except GraphspecError as exc:
-            self.error(path + getattr(exc, "spec_subpath", ()), _message(exc))
+            self.error(path, _message(exc))
             return _BROKEN
         self.layers[name] = layer
         self._owner[name] = path

@@ -10,7 +10,9 @@ from .dense import Dense
 from .dot import Dot
 from .dropout import Dropout
 from .flatten import Flatten
+from .lambda_layer import Lambda
 from .maximum import Maximum
+from .merge import Merge
 from .minimum import Minimum
 from .multiply import Multiply
 from .permute import Permute
@@ -20,8 +22,8 @@ from .subtract import Subtract
 from .time_distributed import TimeDistributed
 
 LAYER_CLASSES = (
-    Activation, Add, Average, Concatenate, Dense, Dot, Dropout, Flatten, Maximum, Minimum,
-    Multiply, Permute, RepeatVector, Reshape, Subtract, TimeDistributed,
+    Activation, Add, Average, Concatenate, Dense, Dot, Dropout, Flatten, Lambda, Maximum,
+    Merge, Minimum, Multiply, Permute, RepeatVector, Reshape, Subtract, TimeDistributed,
 )
 
 REGISTRY = {cls.TYPE: cls for cls in LAYER_CLASSES}

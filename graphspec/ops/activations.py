@@ -1,6 +1,8 @@
 """Activation functions (Keras names and defaults), each forward with its backward."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.special import erf  # numpy has no erf; exact GELU (Keras' default) needs it
 
@@ -80,9 +82,9 @@ def gelu(a) -> Variable:
     """Exact GELU, ``x * Phi(x)`` (Keras ``approximate=False``, PyTorch's default)."""
     a = as_variable(a)
     x = a.data
-    cdf = 0.5 * (1 + erf(x / np.sqrt(2)))
+    cdf = 0.5 * (1 + erf(x / math.sqrt(2)))
     out = x * cdf
-    pdf = np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+    pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
     return result(out, (a,), lambda g: (g * (cdf + x * pdf),))
 
 

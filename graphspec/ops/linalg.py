@@ -14,6 +14,9 @@ def matmul(a, b) -> Variable:
     of ``a`` rather than a batched product followed by a sum.
     """
     a, b = as_variable(a), as_variable(b)
+    if a.data.ndim < 2 or b.data.ndim < 2:
+        raise ValueError(f"matmul needs operands of rank >= 2, got shapes {a.shape} and "
+                         f"{b.shape}; use dot for vectors")
 
     def backward(g):
         ga = gb = None
@@ -50,6 +53,8 @@ def _normalise_axes(axes, nd_a, nd_b):
     if isinstance(axes, int):
         axes = (axes, axes)
     ax_a, ax_b = (int(x) for x in axes)
+    if not (-nd_a <= ax_a < nd_a and -nd_b <= ax_b < nd_b):
+        raise ValueError(f"batch_dot axes {tuple(axes)} out of range for ranks {nd_a}, {nd_b}")
     ax_a, ax_b = ax_a % nd_a, ax_b % nd_b
     if ax_a == 0 or ax_b == 0:
         raise ValueError("batch_dot cannot contract the batch axis (axis 0)")

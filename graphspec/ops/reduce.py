@@ -9,9 +9,11 @@ from ..autodiff.engine import Variable, as_variable, result
 def _axes(axis, ndim):
     if axis is None:
         return tuple(range(ndim))
-    if isinstance(axis, (list, tuple)):
-        return tuple(sorted(int(a) % ndim for a in axis))
-    return (int(axis) % ndim,)
+    axes = axis if isinstance(axis, (list, tuple)) else (axis,)
+    for a in axes:
+        if not -ndim <= int(a) < ndim:
+            raise ValueError(f"axis {a} is out of range for a rank-{ndim} tensor")
+    return tuple(sorted(int(a) % ndim for a in axes))
 
 
 def _expand(g, axes, keepdims):

@@ -86,7 +86,12 @@ def gather(a, indices) -> Variable:
 def one_hot(indices, num_classes) -> Variable:
     """One-hot encoding on a new last axis; integer-valued, so it has no gradient."""
     idx = np.asarray(indices.data if isinstance(indices, Variable) else indices).astype(np.int64)
-    return Variable(np.eye(int(num_classes), dtype=np.float32)[idx])
+    n = int(num_classes)
+    out = np.zeros(idx.shape + (n,), dtype=np.float32)
+    valid = (idx >= 0) & (idx < n)          # out-of-range ids give a zero row, as TensorFlow
+    np.put_along_axis(out, np.where(valid, idx, 0)[..., None], valid[..., None].astype(np.float32),
+                      axis=-1)
+    return Variable(out)
 
 
 def pad(a, widths) -> Variable:

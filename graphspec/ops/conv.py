@@ -1,0 +1,385 @@
+"""Convolution and pooling over channels-last images (Keras/TensorFlow semantics).
+
+Arrays are ``(batch, height, width, channels)``; 1-D variants view ``(batch, steps,
+channels)`` as images of height 1. Kernels are HWIO ``(kh, kw, in, out)``.
+
+Convolution is im2col plus ONE matrix product: the padded input is viewed as sliding
+windows (no copy), copied once into a ``(batch*oh*ow, kh*kw*in)`` patch matrix and
+multiplied by the kernel reshaped to ``(kh*kw*in, out)``. Its backward is two more
+products: ``patches.T @ g`` for the kernel, and ``g @ kernel.T`` tap by tap, each tap's
+result added into the (padded) input gradient at its shifted position ("col2im"). The
+loops run over kernel taps only, never over pixels or batch elements.
+
+Padding follows TensorFlow exactly: 'same' pads ``max((ceil(n/s)-1)*s + (k-1)*d + 1 - n,
+0)`` in total, the smaller half before and the extra element after; 'causal' (1-D
+convolution only) pads ``(k-1)*d`` before.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..autodiff.engine import Variable, as_variable, is_recording, result
+from ..errors import ShapeError
+
+PADDINGS = ("valid", "same", "causal")
+
+
+# -- sizes and padding (shared with the layers' shape inference) ----------------------
+def normalize_tuple(value, n: int, what: str = "value") -> tuple:
+    """An int or a length-``n`` sequence of ints, as a tuple of ``n`` ints."""
+    if isinstance(value, (int, np.integer)):
+        return (int(value),) * n
+    items = tuple(int(v) for v in value)
+    if len(items) != n:
+        raise ValueError(f"{what} must be an integer or a list of {n} integers, got {value!r}")
+    return items
+
+
+def output_length(length, kernel: int, stride: int, padding: str, dilation: int = 1):
+    """Keras' ``conv_output_length`` (pooling is the same with dilation 1); ``None`` for
+    an unknown length. Can be zero or negative: the caller reports that."""
+    if length is None:
+        return None
+    effective = (kernel - 1) * dilation + 1
+    if padding in ("same", "causal"):
+        return (length + stride - 1) // stride
+    if padding == "valid":
+        return (length - effective + stride) // stride
+    raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+
+
+def pad_amounts(length: int, kernel: int, stride: int, padding: str,
+                dilation: int = 1) -> tuple:
+    """(before, after) zeros TensorFlow adds along one axis."""
+    effective = (kernel - 1) * dilation + 1
+    if padding == "valid":
+        return 0, 0
+    if padding == "causal":
+        return effective - 1, 0
+    if padding == "same":
+        out = (length + stride - 1) // stride
+        total = max((out - 1) * stride + effective - length, 0)
+        return total // 2, total - total // 2
+    raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+
+
+def _geometry(shape, window, strides, padding, dilation, what):
+    """Pads and output sizes of a 2-D window op on a (B, H, W, C) array."""
+    pads, outs = [], []
+    for axis, (n, k, s, d) in enumerate(zip(shape[1:3], window, strides, dilation)):
+        before, after = pad_amounts(n, k, s, padding, d)
+        out = (n + before + after - (k - 1) * d - 1) // s + 1
+        if out < 1:
+            dim = ("height", "width")[axis]
+            raise ShapeError(f"{what}: input {dim} {n} is smaller than the window "
+                             f"{(k - 1) * d + 1} with {padding!r} padding "
+                             f"(input shape {tuple(shape)})")
+        pads.append((before, after))
+        outs.append(out)
+    return tuple(pads), tuple(outs)
+
+
+def _pad(x, pads, fill=0):
+    """``x`` (B, H, W, C) padded on H and W; ``x`` itself when there is nothing to add."""
+    (top, bottom), (left, right) = pads
+    if not (top or bottom or left or right):
+        return x
+    batch, height, width, channels = x.shape
+    out = np.full((batch, height + top + bottom, width + left + right, channels), fill,
+                  dtype=x.dtype)
+    out[:, top:top + height, left:left + width] = x
+    return out
+
+
+def _crop(padded, pads, shape):
+    (top, _), (left, _) = pads
+    if padded.shape == tuple(shape):
+        return padded
+    return padded[:, top:top + shape[1], left:left + shape[2]]
+
+
+def _taps(window, strides, dilation, out_hw):
+    """Each kernel tap (i, j) with the (rows, cols) slices of the padded input it reads
+    for every output position."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = window, strides, dilation, out_hw
+    for i in range(kh):
+        for j in range(kw):
+            yield i, j, (slice(i * dh, i * dh + (oh - 1) * sh + 1, sh),
+                         slice(j * dw, j * dw + (ow - 1) * sw + 1, sw))
+
+
+def _overlapping(window, strides) -> bool:
+    """Whether two pooling windows can read the same input element."""
+    return any(s < k for k, s in zip(window, strides))
+
+
+# -- convolution -----------------------------------------------------------------------
+def _im2col(xp, window, strides, dilation, out_hw):
+    """Patch matrix (B, OH, OW, kh, kw, C) of the padded input, contiguous."""
+    batch, _, _, channels = xp.shape
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = window, strides, dilation, out_hw
+    if channels == 1:
+        # One channel: kh*kw strided copies beat one 6-D gather (measured).
+        cols = np.empty((batch, oh, ow, kh, kw, 1), dtype=xp.dtype)
+        for i, j, (rows, columns) in _taps(window, strides, dilation, out_hw):
+            cols[:, :, :, i, j, :] = xp[:, rows, columns, :]
+        return cols
+    extent = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
+    view = sliding_window_view(xp, extent, axis=(1, 2))     # (B, H', W', C, eh, ew)
+    view = view[:, :(oh - 1) * sh + 1:sh, :(ow - 1) * sw + 1:sw, :, ::dh, ::dw]
+    return np.ascontiguousarray(view.transpose(0, 1, 2, 4, 5, 3))
+
+
+def _conv2d_arrays(x, kernel, bias, strides, padding, dilation, relu, need):
+    """Forward on arrays; returns (out, backward) with ``backward(g)`` giving the
+    gradients (x, kernel, bias) of those flagged in ``need``. ``relu`` fuses a ReLU."""
+    kh, kw, cin, filters = kernel.shape
+    if x.ndim != 4 or x.shape[3] != cin:
+        raise ShapeError(f"conv2d: input of shape {x.shape} does not fit a kernel of shape "
+                         f"{kernel.shape} (expected (batch, height, width, {cin}))")
+    window = (kh, kw)
+    pads, out_hw = _geometry(x.shape, window, strides, padding, dilation, "conv2d")
+    batch = x.shape[0]
+    xp = _pad(x, pads)
+    if window == (1, 1) and strides == (1, 1) and xp is x:
+        cols = x                          # a 1x1 convolution is a plain matmul
+    else:
+        cols = _im2col(xp, window, strides, dilation, out_hw)
+    cols2 = cols.reshape(-1, kh * kw * cin)
+    kernel2 = kernel.reshape(-1, filters)
+    out = cols2 @ kernel2
+    if bias is not None:
+        out += bias
+    if relu:
+        np.maximum(out, 0, out=out)
+    out = out.reshape((batch,) + out_hw + (filters,))
+    padded_shape = xp.shape
+    saved_cols = cols2 if need[1] else None     # only the kernel gradient needs them
+
+    def backward(g):
+        if relu:
+            g = g * (out > 0)
+        g2 = g.reshape(-1, filters)
+        gx = gk = gb = None
+        if need[1]:
+            gk = (saved_cols.T @ g2).reshape(kernel.shape)
+        if need[2]:
+            gb = np.ones(g2.shape[0], dtype=g2.dtype) @ g2   # a GEMV beats sum(axis=0)
+        if need[0]:
+            gxp = np.zeros(padded_shape, dtype=np.result_type(g.dtype, kernel.dtype))
+            # One product per tap keeps each tap's gradient contiguous for the add.
+            for i, j, (rows, columns) in _taps(window, strides, dilation, out_hw):
+                gxp[:, rows, columns, :] += (g2 @ kernel[i, j].T).reshape(
+                    (batch,) + out_hw + (cin,))
+            gx = _crop(gxp, pads, x.shape)
+        return gx, gk, gb
+    return out, backward
+
+
+def _conv(x, kernel, bias, strides, padding, dilation, activation, squeeze):
+    """Shared wrapper: a 1-D convolution (``squeeze``) runs as a 2-D one of height 1."""
+    if activation not in (None, "linear", "relu"):
+        raise ValueError(f"fused activation must be 'linear' or 'relu', got {activation!r}")
+    parents = (x, kernel) if bias is None else (x, kernel, as_variable(bias))
+    need = (x.requires_grad, kernel.requires_grad,
+            bias is not None and parents[2].requires_grad)
+    data, weights = (x.data[:, None], kernel.data[None]) if squeeze else (x.data, kernel.data)
+    out, back = _conv2d_arrays(data, weights, None if bias is None else parents[2].data,
+                               strides, padding, dilation, activation == "relu", need)
+    if squeeze:
+        out = out[:, 0]
+
+    def backward(g):
+        gx, gk, gb = back(g[:, None] if squeeze else g)
+        if squeeze:
+            gx = None if gx is None else gx[:, 0]
+            gk = None if gk is None else gk[0]
+        return (gx, gk) if bias is None else (gx, gk, gb)
+    return result(out, parents, backward)
+
+
+def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation=1,
+           activation=None) -> Variable:
+    """2-D convolution (cross-correlation, as in Keras): x (B, H, W, C), kernel
+    (kh, kw, C, F), optional bias (F,) -> (B, OH, OW, F); ``activation='relu'`` fuses
+    a ReLU (one pass less in each direction)."""
+    x, kernel = as_variable(x), as_variable(kernel)
+    if padding not in ("valid", "same"):
+        raise ValueError(f"conv2d padding must be 'valid' or 'same', got {padding!r}")
+    if x.data.ndim != 4 or kernel.data.ndim != 4:
+        raise ShapeError(f"conv2d: expected input (batch, height, width, channels) and "
+                         f"kernel (kh, kw, in, out), got {x.shape} and {kernel.shape}")
+    return _conv(x, kernel, bias, normalize_tuple(strides, 2, "strides"), padding,
+                 normalize_tuple(dilation, 2, "dilation"), activation, squeeze=False)
+
+
+def conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation=1,
+           activation=None) -> Variable:
+    """1-D convolution: x (B, steps, C), kernel (k, C, F), optional bias (F,) ->
+    (B, out_steps, F). ``padding`` may also be 'causal' (left padding only)."""
+    x, kernel = as_variable(x), as_variable(kernel)
+    if padding not in PADDINGS:
+        raise ValueError(f"conv1d padding must be one of {PADDINGS}, got {padding!r}")
+    if x.data.ndim != 3 or kernel.data.ndim != 3:
+        raise ShapeError(f"conv1d: expected input (batch, steps, channels) and kernel "
+                         f"(k, in, out), got {x.shape} and {kernel.shape}")
+    # Height 1 with a height-1 kernel: 'causal' pads nothing on that axis.
+    return _conv(x, kernel, bias, (1, normalize_tuple(strides, 1, "strides")[0]), padding,
+                 (1, normalize_tuple(dilation, 1, "dilation")[0]), activation, squeeze=True)
+
+
+# -- pooling -----------------------------------------------------------------------------
+def _pool_setup(x, pool_size, strides, padding, what):
+    pool = normalize_tuple(pool_size, 2, "pool_size")
+    strides = pool if strides is None else normalize_tuple(strides, 2, "strides")
+    if x.data.ndim != 4:
+        raise ShapeError(f"{what}: expected input (batch, height, width, channels), "
+                         f"got {x.shape}")
+    pads, out_hw = _geometry(x.shape, pool, strides, padding, (1, 1), what)
+    return pool, strides, pads, out_hw
+
+
+def _scatter_taps(padded_shape, taps, pool, strides, out_hw, values, dtype):
+    """Gradient of the padded input: tap ``t``'s contribution ``values(t)`` added at the
+    elements that tap read. Non-overlapping windows are written, not added, and the
+    array is only zeroed when the windows leave some elements unread."""
+    overlap = _overlapping(pool, strides)
+    tiles = not overlap and all(k == s for k, s in zip(pool, strides)) and \
+        padded_shape[1] == out_hw[0] * pool[0] and padded_shape[2] == out_hw[1] * pool[1]
+    grad = (np.empty if tiles else np.zeros)(padded_shape, dtype=dtype)
+    for t, (_, _, (rows, columns)) in enumerate(taps):
+        target = grad[:, rows, columns, :]
+        if overlap:
+            target += values(t)
+        else:
+            values(t, out=target)
+    return grad
+
+
+def max_pool2d(x, pool_size=2, strides=None, padding="valid") -> Variable:
+    """Max over windows; 'same' padding never wins (pads with -inf). The gradient goes to
+    the first maximum of each window in row-major order (as TensorFlow and PyTorch)."""
+    x = as_variable(x)
+    pool, strides, pads, out_hw = _pool_setup(x, pool_size, strides, padding, "max_pool2d")
+    dtype = x.dtype
+    low = -np.inf if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
+    xp = _pad(x.data, pads, fill=low)
+    taps = list(_taps(pool, strides, (1, 1), out_hw))
+    track = is_recording() and x.requires_grad
+    index_type = np.uint8 if len(taps) < 256 else np.int32
+    out = xp[:, taps[0][2][0], taps[0][2][1], :].copy()
+    # Which tap holds each window's maximum: the last tap that beat the running maximum,
+    # and as taps are numbered upwards that is the largest such number.
+    index = np.zeros(out.shape, dtype=index_type) if track else None
+    for t, (_, _, (rows, columns)) in enumerate(taps[1:], start=1):
+        window = xp[:, rows, columns, :]
+        if track:
+            better = np.greater(window, out).view(np.uint8).astype(index_type, copy=False)
+            better *= index_type(t)
+            np.maximum(index, better, out=index)
+        np.maximum(out, window, out=out)
+    if not track:
+        return result(out, (x,), None)
+    padded_shape = xp.shape
+
+    def backward(g):
+        def routed(t, out=None):
+            return np.multiply(g, index == t, out=out)
+        grad = _scatter_taps(padded_shape, taps, pool, strides, out_hw, routed, g.dtype)
+        return (_crop(grad, pads, x.shape),)
+    return result(out, (x,), backward)
+
+
+def _window_counts(length, kernel, stride, pads, out):
+    """Per output position, how many of its window's elements are real (not padding)."""
+    start = np.arange(out) * stride - pads[0]
+    return np.minimum(start + kernel, length) - np.maximum(start, 0)
+
+
+def avg_pool2d(x, pool_size=2, strides=None, padding="valid") -> Variable:
+    """Mean over windows; with 'same' padding only the real elements are averaged
+    (TensorFlow's behaviour, ``count_include_pad=False`` in PyTorch terms)."""
+    x = as_variable(x)
+    pool, strides, pads, out_hw = _pool_setup(x, pool_size, strides, padding, "avg_pool2d")
+    dtype = x.dtype
+    xp = _pad(x.data, pads)
+    if xp is x.data:
+        count = dtype.type(pool[0] * pool[1])
+    else:
+        rows = _window_counts(x.shape[1], pool[0], strides[0], pads[0], out_hw[0])
+        cols = _window_counts(x.shape[2], pool[1], strides[1], pads[1], out_hw[1])
+        count = (rows[:, None] * cols[None, :]).astype(dtype)[:, :, None]
+    taps = list(_taps(pool, strides, (1, 1), out_hw))
+    total = None
+    for _, _, (r, c) in taps:
+        window = xp[:, r, c, :]
+        if total is None:
+            total = window.copy()
+        else:
+            total += window
+    total /= count
+    out, padded_shape = total, xp.shape
+
+    def backward(g):
+        share = g / count
+
+        def spread(t, out=None):
+            if out is None:
+                return share
+            out[...] = share
+            return out
+        grad = _scatter_taps(padded_shape, taps, pool, strides, out_hw, spread, share.dtype)
+        return (_crop(grad, pads, x.shape),)
+    return result(out, (x,), backward)
+
+
+def _pool1d(op, x, pool_size, strides, padding):
+    x = as_variable(x)
+    if x.data.ndim != 3:
+        raise ShapeError(f"{op.__name__[:-2]}1d: expected input (batch, steps, channels), "
+                         f"got {x.shape}")
+    size = normalize_tuple(pool_size, 1, "pool_size")[0]
+    stride = size if strides is None else normalize_tuple(strides, 1, "strides")[0]
+    image = result(x.data[:, None], (x,), lambda g: (g[:, 0],))
+    pooled = op(image, (1, size), (1, stride), padding)
+    return result(pooled.data[:, 0], (pooled,), lambda g: (g[:, None],))
+
+
+def max_pool1d(x, pool_size=2, strides=None, padding="valid") -> Variable:
+    """Max pooling over (B, steps, C)."""
+    return _pool1d(max_pool2d, x, pool_size, strides, padding)
+
+
+def avg_pool1d(x, pool_size=2, strides=None, padding="valid") -> Variable:
+    """Average pooling over (B, steps, C) (real elements only under 'same')."""
+    return _pool1d(avg_pool2d, x, pool_size, strides, padding)
+
+
+def zero_pad2d(x, pads) -> Variable:
+    """Zeros around H and W of (B, H, W, C): ``pads`` = ((top, bottom), (left, right))."""
+    x = as_variable(x)
+    if x.data.ndim != 4:
+        raise ShapeError(f"zero_pad2d: expected input (batch, height, width, channels), "
+                         f"got {x.shape}")
+    pads = tuple((int(a), int(b)) for a, b in pads)
+    out = _pad(x.data, pads)
+    if out is x.data:
+        out = x.data.copy()
+    return result(out, (x,), lambda g: (_crop(g, pads, x.shape),))
+
+
+def global_max_pool2d(x, keepdims=False) -> Variable:
+    """Max over H and W of (B, H, W, C). Tied maxima share the gradient equally (as
+    TensorFlow's reduce_max and PyTorch's amax); the gradient keeps the input dtype."""
+    x = as_variable(x)
+    if x.data.ndim != 4:
+        raise ShapeError(f"global_max_pool2d: expected input (batch, height, width, "
+                         f"channels), got {x.shape}")
+    kept = x.data.max(axis=(1, 2), keepdims=True)
+
+    def backward(g):
+        hit = x.data == kept
+        ties = hit.sum(axis=(1, 2), keepdims=True, dtype=x.dtype)
+        return (hit * (g.reshape(kept.shape) / ties),)
+    return result(kept if keepdims else kept[:, 0, 0], (x,), backward)
