@@ -88,6 +88,18 @@ class Graph:
         for key, var in self.weights().items():
             var.data = arrays[key].astype(self.dtype, copy=True)
 
+    # -- training ---------------------------------------------------------------------
+    def trainer(self, job: str | None = None, model: str | None = None, **overrides):
+        """A Trainer for one of the spec's training jobs (or flags alone, as overrides).
+
+        Alternating training (a GAN's discriminator and generator steps) is two trainers
+        over the same weights, called in turn: ``d.train_on_batch(...)``,
+        ``g.train_on_batch(...)``.
+        """
+        from ..train.job import build_job
+        from ..train.trainer import Trainer
+        return Trainer(self, build_job(self, job, model, overrides))
+
     # -- introspection ------------------------------------------------------------------
     def nodes(self, model: str | None = None, layer: str | None = None) -> list:
         """Every node of every layer instance, in call order (``inspect-nodes``)."""
