@@ -54,18 +54,22 @@ class Graph:
         arrays.update(extra or {})
         save_npz(path, arrays)
 
-    def load_weights(self, path) -> dict:
+    def load_weights(self, path, strict: bool = True) -> dict:
         """Load ``path`` into the weights; refuse it whole if anything does not fit.
 
-        Returns the entries that are not weights (optimizer and loss state) for the
-        trainer to use.
+        ``strict=False`` loads the weights the file has and leaves the others as they
+        are (reusing a trained sub-model in a bigger spec); present weights must still
+        fit exactly. Returns the entries that are not weights (optimizer and loss
+        state) for the trainer to use.
         """
         arrays = load_npz(path)
-        self.set_weights(arrays, source=str(path))
+        self.set_weights(arrays, source=str(path), strict=strict)
         return {k: v for k, v in arrays.items() if k not in self.weight_specs()}
 
-    def set_weights(self, arrays: dict, source: str = "weights") -> None:
+    def set_weights(self, arrays: dict, source: str = "weights", strict: bool = True) -> None:
         specs = self.weight_specs()
+        if not strict:
+            specs = {k: v for k, v in specs.items() if k in arrays}
         problems = []
         for key, spec in specs.items():
             if key not in arrays:
@@ -78,7 +82,7 @@ class Graph:
                 problems.append(f"'{key}' has dtype {value.dtype}, expected floating point")
             elif not np.all(np.isfinite(value)):
                 problems.append(f"'{key}' contains NaN or Inf")
-        unknown = [k for k in arrays if k not in specs and "/" in k
+        unknown = [k for k in arrays if strict and k not in specs and "/" in k
                    and not k.startswith(("optimizer/", "state/", "trainer/"))]
         problems += [f"unexpected '{k}' (no such layer weight in the spec)" for k in unknown]
         if problems:
@@ -86,7 +90,8 @@ class Graph:
                                                if len(problems) > 8 else "")
             raise InputError(f"{source} does not match the spec: {shown}")
         for key, var in self.weights().items():
-            var.data = arrays[key].astype(self.dtype, copy=True)
+            if key in specs:
+                var.data = arrays[key].astype(self.dtype, copy=True)
 
     # -- training ---------------------------------------------------------------------
     def trainer(self, job: str | None = None, model: str | None = None, **overrides):
