@@ -63,15 +63,20 @@ def check_gradients(fn, *arrays, wrt=None, seed=0, rtol=1e-5, atol=1e-7, eps=1e-
 
 
 def check_model_gradients(model, inputs: dict, rtol=1e-5, atol=1e-7, eps=1e-6, seed=0,
-                          max_entries=40):
+                          max_entries=40, jitter=0.0):
     """FD check of d(sum(outputs * probes)) w.r.t. every weight the model uses and every
     float input, through the whole compiled graph (sub-models, shared layers,
-    expressions). Checks at most ``max_entries`` entries per array, chosen at random."""
+    expressions). Checks at most ``max_entries`` entries per array, chosen at random.
+
+    ``jitter`` adds that much noise to every weight first: zero biases on sparse inputs
+    put ReLUs exactly on their kink, where finite differences are meaningless."""
     from graphspec.layers.base import CallContext
     rng = np.random.default_rng(seed)
     names = model.input_names
     arrays = {n: np.asarray(inputs[n]) for n in names}
     weights = {f"{layer.name}/{k}": v for layer in model.layers() for k, v in layer.weights.items()}
+    for var in weights.values():
+        var.data = var.data + jitter * rng.standard_normal(var.data.shape)
     probes = None
 
     def objective(record=False):

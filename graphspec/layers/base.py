@@ -48,6 +48,9 @@ class CallContext:
     # Updates to non-trainable state (BatchNormalization moving averages), applied by
     # the trainer after the step: list of (Variable, new value array).
     state_updates: list = field(default_factory=list)
+    # ids of layers frozen for this training job (own flag, a frozen containing model,
+    # or the job's freeze list): BatchNormalization runs them in inference mode.
+    frozen: frozenset = frozenset()
 
 
 class Layer:

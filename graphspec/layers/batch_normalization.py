@@ -1,7 +1,7 @@
 """BatchNormalization (Keras 3 semantics), forward and hand-written backward side by side.
 
-Training (``ctx.training`` and the layer trainable, as Keras' ``training and
-self.trainable``): normalise with the batch mean and the *biased* batch variance over
+Training (``ctx.training`` and the layer trainable — itself, its containing models
+and the job's freeze list — as Keras' ``training and self.trainable``): normalise with the batch mean and the *biased* batch variance over
 every axis but ``axis``, and queue the moving-average updates
 
     moving_mean     = moving_mean * momentum     + mean     * (1 - momentum)
@@ -166,7 +166,7 @@ class BatchNormalization(Layer):
         gamma = self.weights["gamma"] if self.scale else None
         beta = self.weights["beta"] if self.center else None
         mm, mv = self.weights["moving_mean"], self.weights["moving_variance"]
-        if not (ctx.training and self.trainable):
+        if not (ctx.training and self.trainable and id(self) not in ctx.frozen):
             return [batch_norm_inference(x, gamma, beta, mm, mv, axis, self.epsilon)]
         y, mean, var = batch_norm_train(x, gamma, beta, axis, self.epsilon)
         self._queue_update(ctx, mm, mean)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import ops
 from ..autodiff import Variable
+from ..errors import ShapeError
 from .base import Layer, single_shape
 
 
@@ -17,7 +18,16 @@ class Dropout(Layer):
     REQUIRED = ("rate",)
 
     def compute_output_shapes(self, input_shapes):
-        return [single_shape(self, input_shapes)]
+        shape = single_shape(self, input_shapes)
+        if self.noise_shape is not None:
+            fits = len(self.noise_shape) == len(shape) and all(
+                n is None or n == 1 or d is None or n == d
+                for n, d in zip(self.noise_shape, shape))
+            if not fits:
+                raise ShapeError(f"Dropout '{self.name}': noise_shape {self.noise_shape} must "
+                                 f"have one entry per axis of {shape} (batch included), each "
+                                 "null, 1 or that axis' size")
+        return [shape]
 
     def forward(self, inputs, ctx):
         x = inputs[0]

@@ -5,12 +5,21 @@ from __future__ import annotations
 from .activation import Activation
 from .add import Add
 from .average import Average
+from .average_pooling2d import AveragePooling2D
+from .batch_normalization import BatchNormalization
 from .concatenate import Concatenate
+from .conv1d import Conv1D
+from .conv2d import Conv2D
 from .dense import Dense
 from .dot import Dot
 from .dropout import Dropout
 from .flatten import Flatten
+from .global_average_pooling2d import GlobalAveragePooling2D
+from .global_max_pooling2d import GlobalMaxPooling2D
 from .lambda_layer import Lambda
+from .layer_normalization import LayerNormalization
+from .max_pooling1d import MaxPooling1D
+from .max_pooling2d import MaxPooling2D
 from .maximum import Maximum
 from .merge import Merge
 from .minimum import Minimum
@@ -20,10 +29,13 @@ from .repeat_vector import RepeatVector
 from .reshape import Reshape
 from .subtract import Subtract
 from .time_distributed import TimeDistributed
+from .zero_padding2d import ZeroPadding2D
 
 LAYER_CLASSES = (
-    Activation, Add, Average, Concatenate, Dense, Dot, Dropout, Flatten, Lambda, Maximum,
-    Merge, Minimum, Multiply, Permute, RepeatVector, Reshape, Subtract, TimeDistributed,
+    Activation, Add, Average, AveragePooling2D, BatchNormalization, Concatenate, Conv1D,
+    Conv2D, Dense, Dot, Dropout, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D,
+    Lambda, LayerNormalization, MaxPooling1D, MaxPooling2D, Maximum, Merge, Minimum,
+    Multiply, Permute, RepeatVector, Reshape, Subtract, TimeDistributed, ZeroPadding2D,
 )
 
 REGISTRY = {cls.TYPE: cls for cls in LAYER_CLASSES}

@@ -31,8 +31,9 @@ class TrainingError(GraphspecError):
     """Training cannot go on (NaN loss, bad data)."""
 
 
-def trainable_weight_keys(model: Model, freeze=()) -> list:
-    """Keys ``layer/weight`` that a job on ``model`` updates (AND over the containment)."""
+def trainable_weight_keys(model: Model, freeze=()) -> tuple:
+    """Keys ``layer/weight`` that a job on ``model`` updates (AND over the containment),
+    and the ids of the layers it freezes."""
     frozen_layers, reached = set(), []
 
     def visit(item, trainable):
@@ -54,7 +55,7 @@ def trainable_weight_keys(model: Model, freeze=()) -> list:
         seen.add(id(layer))
         keys += [f"{layer.name}/{name}" for name, spec in layer.weight_shapes.items()
                  if spec.trainable]
-    return keys
+    return keys, frozenset(frozen_layers)
 
 
 def _scalar(value) -> float:
@@ -66,7 +67,8 @@ class Trainer:
     def __init__(self, graph, job):
         self.graph, self.job, self.model = graph, job, job.model
         weights = graph.weights()
-        self.params = [(key, weights[key]) for key in trainable_weight_keys(self.model, job.freeze)]
+        keys, self.frozen = trainable_weight_keys(self.model, job.freeze)
+        self.params = [(key, weights[key]) for key in keys]
         self.state = {name: s.value for name, s in job.state.items()}
         self.history: dict = {}
         self.epoch = 0
@@ -178,7 +180,7 @@ class Trainer:
         """One optimizer step on one batch; returns the batch's loss, metrics and state."""
         rng = rng if rng is not None else self.graph.rng()
         self._set_requires_grad()
-        ctx = CallContext(training=True, rng=rng)
+        ctx = CallContext(training=True, rng=rng, frozen=self.frozen)
         # Overflow shows up as a non-finite loss, reported below with epoch and batch.
         with recording(True), np.errstate(over="ignore", invalid="ignore"):
             feeds = [Variable(inputs[n]) for n in self.model.input_names]

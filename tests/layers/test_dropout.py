@@ -111,12 +111,7 @@ def test_noise_shape_with_explicit_dims_matching_the_input():
     assert (out == out[:, :1, :]).all()
 
 
-# Keras refuses a noise_shape that does not fit the input; these document what the
-# current layer does instead (reported to the lead rather than fixed here: dropout.py
-# is not this test file's to edit).
-@pytest.mark.xfail(strict=True, reason="Dropout.compute_output_shapes does not check "
-                   "noise_shape: a wrong rank is silently truncated by zip() or fails in "
-                   "numpy at run time instead of a ShapeError at build time")
+# Keras refuses a noise_shape that does not fit the input; so does graphspec, at build time.
 @pytest.mark.parametrize("noise_shape", [[None, 1], [None, 1, 5, 1], [None, 2, 5]])
 def test_noise_shape_that_does_not_fit_is_a_shape_error(noise_shape):
     with pytest.raises(ShapeError, match="noise_shape"):
