@@ -1,0 +1,3 @@
+from graphspec.cli import main
+
+main()

@@ -1,0 +1,81 @@
+"""What every command shares: one-line errors instead of tracebacks, option parsing,
+loading a spec with its weights."""
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+import yaml
+
+from .. import api
+from ..errors import GraphspecError, SpecErrors
+from ..io.files import load_npy
+
+def fail(message: str, code: int = 1):
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def friendly_errors(command):
+    """Run ``command``; report errors as lines, never tracebacks."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # usage errors: click prints them and exits 2
+        except SpecErrors as exc:
+            fail(str(exc))
+        except GraphspecError as exc:
+            fail(f"error: {exc}")
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except MemoryError:
+            fail("error: out of memory (try a smaller --batch-size)")
+        except Exception as exc:  # noqa: BLE001 - the promise is: no traceback, ever
+            fail(f"internal error: {type(exc).__name__}: {exc} (this is a graphspec bug; "
+                  "please report it with the spec that caused it)", 3)
+    return wrapper
+
+
+def parse_params(values) -> dict:
+    params = {}
+    for item in values:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"'{item}' should look like NAME=VALUE", param_hint="--set")
+        value = yaml.safe_load(raw)
+        if not isinstance(value, (int, float, str, bool)):
+            raise click.BadParameter(f"'{item}': VALUE must be a number, string or boolean",
+                                     param_hint="--set")
+        params[name] = value
+    return params
+
+
+def parse_inputs(values) -> dict:
+    arrays = {}
+    for item in values:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter(f"'{item}' should look like NAME=FILE.npy",
+                                     param_hint="--input")
+        arrays[name] = load_npy(path)
+    return arrays
+
+
+set_option = click.option("--set", "params", multiple=True, metavar="NAME=VALUE",
+                          help="Override a spec param (repeatable), e.g. --set image_size=32.")
+seed_option = click.option("--seed", type=int, default=None,
+                           help="Seed for weight initialisation and sampling layers.")
+
+
+
+
+def load_graph(spec, seed, weights, params):
+    graph = api.load(spec, seed=seed, params=parse_params(params))
+    if weights:
+        graph.load_weights(weights)
+    return graph
+
+

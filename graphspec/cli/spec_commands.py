@@ -1,0 +1,104 @@
+"""Commands about the spec itself: validate, schema, plot."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from .. import api
+from ..graph.summary import to_dot, to_mermaid
+from ..io.files import atomic_write
+from ..spec.schema import spec_schema
+from .common import fail, friendly_errors, parse_params, set_option
+
+
+def _spec_files(paths) -> list:
+    files = []
+    for path in paths:
+        if os.path.isdir(path):
+            for root, dirs, names in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                files += [os.path.join(root, n) for n in sorted(names)
+                          if n.endswith((".yaml", ".yml"))]
+        else:
+            files.append(path)
+    return files
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
+              help="github prints ::error annotations for GitHub Actions.")
+@set_option
+@friendly_errors
+def validate(paths, fmt, params):
+    """Check specs (files or directories): schema, references, cycles and shapes.
+
+    Exit 0 if every spec is valid, 1 if any is not, 2 on usage errors.
+    """
+    overrides = parse_params(params)
+    files = _spec_files(paths)
+    if not files:
+        fail("error: no .yaml/.yml spec files found in " + ", ".join(paths), 2)
+    report, invalid = [], 0
+    for file in files:
+        errors = api.validate(file, overrides)
+        invalid += bool(errors)
+        report.append((file, errors))
+    if fmt == "json":
+        click.echo(json.dumps([{"file": f, "valid": not errs, "errors": [e.as_dict() for e in errs]}
+                               for f, errs in report], indent=2))
+    else:
+        for file, errors in report:
+            for e in errors:
+                if fmt == "github":
+                    message = f"{e.path}: {e.message}" if e.path else e.message
+                    click.echo(f"::error file={e.file},line={e.line},col={e.col}::{message}")
+                else:
+                    click.echo(e.format())
+            if fmt == "text" and not errors:
+                click.echo(f"{file}: ok")
+        if fmt == "text":
+            click.echo(f"{len(files) - invalid} of {len(files)} spec(s) valid", err=True)
+    sys.exit(1 if invalid else 0)
+
+
+
+@click.command()
+@click.option("-o", "--output", type=click.Path(), help="Write to a file instead of stdout.")
+@friendly_errors
+def schema(output):
+    """Print the JSON Schema of specs (for editors and CI)."""
+    text = json.dumps(spec_schema(), indent=2) + "\n"
+    if output:
+        with atomic_write(output, "w") as handle:
+            handle.write(text)
+        click.echo(f"wrote {output}; add '# yaml-language-server: $schema={output}' to specs",
+                   err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@click.command()
+@click.argument("spec", type=click.Path())
+@click.option("--model", "model_name", help="Model to draw (optional if the spec has one).")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid")
+@click.option("-o", "--output", type=click.Path(), help="Write to a file instead of stdout.")
+@set_option
+@friendly_errors
+def plot(spec, model_name, fmt, output, params):
+    """Draw a model's graph: Mermaid (renders on GitHub) or Graphviz DOT."""
+    graph = api.load(spec, seed=0, params=parse_params(params), initialize=False)
+    model = graph.model(model_name)
+    text = to_mermaid(model) if fmt == "mermaid" else to_dot(model)
+    if output:
+        with atomic_write(output, "w") as handle:
+            handle.write(text)
+        hint = f"dot -Tpng {output} -o graph.png" if fmt == "dot" else \
+            "paste it into a ```mermaid block in Markdown"
+        click.echo(f"wrote {output}; next: {hint}", err=True)
+    else:
+        click.echo(text, nl=False)
+
