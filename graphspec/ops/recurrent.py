@@ -2,25 +2,23 @@
 backward (BPTT) side by side.
 
 Why fused: composing one tape op per gate per timestep costs hundreds of closures per
-sequence. Here each layer is one op: the input projection of every timestep is a single
-GEMM, each timestep costs one recurrent GEMM plus a handful of in-place elementwise
-calls on preallocated ``(T, B, k*units)`` buffers, and the backward mirrors it: the
-local derivatives are computed for all timesteps at once, the loop only carries the
-recurrence, and the weight gradients are again one GEMM each.
+sequence. Here each layer is one op: the input projection of every timestep is one
+GEMM, each timestep costs one recurrent (batched) matmul plus a handful of in-place
+elementwise calls on preallocated buffers, and the backward mirrors it: the local
+derivatives of all timesteps are computed at once, the loop only carries the
+recurrence, and the weight gradients are again one GEMM per gate.
 
-Layout inside the ops is time-major ``(T, B, .)`` so that every timestep is a
-contiguous block. Each op returns one *packed* Variable (time-major hidden states,
-plus the final cell state for the LSTM); :func:`sequence_of` and :func:`step_of` turn
-it into the layer's outputs, and their gradients flow back into the packed array.
+Each op returns one *packed* Variable (time-major hidden states ``(T, B, units)``, plus
+the final cell state for the LSTM); :func:`sequence_of` and :func:`step_of` turn it
+into the layer's outputs, and their gradients flow back into the packed array.
 
-Gate layouts follow Keras: LSTM ``[i, f, c, o]``, GRU ``[z, r, h]``. The initial
-state is zeros. ``go_backwards`` processes the sequence from its end and the packed
-states are in processing order (Keras returns the reversed sequence too).
+Weights and biases use Keras' layouts (LSTM gates ``[i, f, c, o]``, GRU ``[z, r, h]``).
+The initial state is zeros. ``go_backwards`` processes the sequence from its end and the
+packed states are in processing order (Keras returns the reversed sequence too).
 """
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
 
 from ..autodiff.engine import Variable, as_variable, result
 
@@ -37,7 +35,12 @@ def _tanh(x, out):
 
 
 def _sigmoid(x, out):
-    expit(x, out=out)
+    # tanh form: stable for both signs and, in float32, several times faster than
+    # scipy's expit on this hardware
+    np.multiply(x, 0.5, out=out)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
 
 
 def _hard_sigmoid(x, out):
@@ -109,43 +112,116 @@ RECURRENT_ACTIVATIONS = {
 
 
 # -- shared plumbing ------------------------------------------------------------------------
+# Inside the ops everything is *gate-major and time-major*: gate pre-activations live in
+# ``(gates, T, B, units)`` so that one gate at one timestep is a contiguous ``(B, units)``
+# block (numpy's elementwise loops are several times slower on strided column slices),
+# and one recurrent product per step is a single batched matmul ``h @ U[gates]``.
+# Weights are rearranged into that layout per call (cheap: they are small) and their
+# gradients are put back into Keras' layout at the end.
 
-def _prepare(x, kernel, recurrent_kernel, bias, go_backwards):
-    """Variables, the compute dtype, and the time-major input ``(T*B, F)``."""
+
+def _variables(x, kernel, recurrent_kernel, bias):
     x, kernel, recurrent_kernel = (as_variable(v) for v in (x, kernel, recurrent_kernel))
     bias = None if bias is None else as_variable(bias)
+    parents = (x, kernel, recurrent_kernel) + (() if bias is None else (bias,))
+    return x, kernel, recurrent_kernel, bias, parents
+
+
+def _time_major_input(x, kernel, go_backwards):
+    """The compute dtype, (B, T, F), and the input as rows ``(t, b)`` of ``(T*B, F+1)``
+    whose last column is ones (it carries the input bias through the projection GEMM)."""
     xd = x.data
-    dtype = xd.dtype if np.issubdtype(xd.dtype, np.floating) else kernel.data.dtype
     if xd.ndim != 3:
         raise ValueError(f"recurrent op expects (batch, timesteps, features) input, "
                          f"got shape {xd.shape}")
     batch, steps, features = xd.shape
     if steps == 0:
         raise ValueError("recurrent op needs at least one timestep, got 0")
-    if go_backwards:
-        xd = xd[:, ::-1]
-    xt = np.empty((steps, batch, features), dtype)
-    np.copyto(xt, xd.transpose(1, 0, 2), casting="unsafe")
-    xt = xt.reshape(steps * batch, features)
-    w, u = (v.data.astype(dtype, copy=False) for v in (kernel, recurrent_kernel))
-    b = None if bias is None else bias.data.astype(dtype, copy=False)
-    parents = (x, kernel, recurrent_kernel) + (() if bias is None else (bias,))
-    return parents, dtype, (batch, steps, features), xt, w, u, b
+    dtype = xd.dtype if np.issubdtype(xd.dtype, np.floating) else kernel.data.dtype
+    xa = np.empty((steps, batch, features + 1), dtype)
+    np.copyto(xa[..., :features], (xd[:, ::-1] if go_backwards else xd).transpose(1, 0, 2),
+              casting="unsafe")
+    xa[..., features] = 1
+    return dtype, (batch, steps, features), xa.reshape(steps * batch, features + 1)
 
 
-def _input_grad(x, d_pre, w, dims, go_backwards):
-    """Gradient w.r.t. the ``(B, T, F)`` input from the time-major pre-activation grads."""
+def _gate_major(mat, order, n):
+    """``(rows, G*n)`` Keras blocks -> ``(G, rows, n)`` in the internal gate ``order``."""
+    return np.stack([mat[..., k * n:(k + 1) * n] for k in order])
+
+
+def _keras_layout(d, order, n):
+    """Inverse of :func:`_gate_major`: ``(G, rows, n)`` -> ``(rows, G*n)``."""
+    out = np.empty(d.shape[1:-1] + (len(order) * n,), d.dtype)
+    for pos, k in enumerate(order):
+        out[..., k * n:(k + 1) * n] = d[pos]
+    return out
+
+
+def _input_weights(w, b, order, n, dtype):
+    """``(G, F+1, n)``: the kernel blocks with the input bias as an extra row."""
+    wa = np.zeros((len(order), w.shape[0] + 1, n), dtype)
+    wa[:, :-1] = _gate_major(w, order, n)
+    if b is not None:
+        wa[:, -1] = _gate_major(b, order, n)
+    return wa
+
+
+def _input_grad(x, blocks, wa, dims, go_backwards):
+    """Gradient w.r.t. the ``(B, T, F)`` input: ``sum_k d_k @ W_k.T`` over gate blocks."""
+    if not x.requires_grad or not np.issubdtype(x.data.dtype, np.floating):
+        return None
     batch, steps, features = dims
-    dxt = (d_pre.reshape(steps * batch, -1) @ w.T).reshape(steps, batch, features)
-    dx = dxt.transpose(1, 0, 2)
+    dx = None
+    for k, d in enumerate(blocks):
+        term = d.reshape(steps * batch, -1) @ wa[k, :features].T
+        dx = term if dx is None else np.add(dx, term, out=dx)
+    dx = dx.reshape(steps, batch, features).transpose(1, 0, 2)
     if go_backwards:
         dx = dx[:, ::-1]
-    return np.ascontiguousarray(dx, dtype=x.data.dtype) \
-        if np.issubdtype(x.data.dtype, np.floating) else None
+    return np.ascontiguousarray(dx, dtype=x.data.dtype)
+
+
+def _weight_grads(parents, d_wa, d_u, order, n, bias_of):
+    """Kernel, recurrent kernel and bias gradients in Keras' layout."""
+    _, kernel, recurrent_kernel = parents[:3]
+    grads = [_cast(_keras_layout(d_wa[:, :-1], order, n), kernel)
+             if kernel.requires_grad else None,
+             _cast(_keras_layout(d_u, order, n), recurrent_kernel)
+             if recurrent_kernel.requires_grad else None]
+    if len(parents) > 3:
+        grads.append(_cast(bias_of(), parents[3]) if parents[3].requires_grad else None)
+    return grads
+
+
+def _derivative(d_fn, y, out):
+    """``out = d_fn(y)``, in place for the common tanh and sigmoid (no temporaries)."""
+    if d_fn is _d_sigmoid:
+        np.subtract(1, y, out=out)
+        out *= y
+    elif d_fn is _d_tanh:
+        np.multiply(y, y, out=out)
+        np.subtract(1, out, out=out)
+    else:
+        out[...] = d_fn(y)
+    return out
 
 
 def _cast(grad, var):
     return None if grad is None else grad.astype(var.data.dtype, copy=False)
+
+
+def _to_sigmoid(v):
+    """``tanh(x / 2)`` -> ``sigmoid(x)``, in place (the halving is folded into weights)."""
+    v *= 0.5
+    v += 0.5
+
+
+def _sigmoid_scaled(weights, rows, gates):
+    """Copy of gate-major ``weights`` with the ``rows`` gates halved (exact in binary)."""
+    scale = np.ones(gates, weights.dtype)
+    scale[list(rows)] = 0.5
+    return weights * scale.reshape((gates,) + (1,) * (weights.ndim - 1))
 
 
 # -- SimpleRNN ------------------------------------------------------------------------------
@@ -156,19 +232,20 @@ def simple_rnn(x, kernel, recurrent_kernel, bias=None, activation="tanh",
 
     Returns the packed hidden states, time-major ``(T, B, units)`` in processing order.
     """
-    parents, dtype, dims, xt, w, u, b = _prepare(x, kernel, recurrent_kernel, bias,
-                                                 go_backwards)
-    x, kernel, recurrent_kernel = parents[:3]
+    x, kernel, recurrent_kernel, bias, parents = _variables(x, kernel, recurrent_kernel,
+                                                            bias)
+    dtype, dims, xa = _time_major_input(x, kernel, go_backwards)
     batch, steps, _ = dims
-    units = u.shape[0]
+    n = recurrent_kernel.shape[0]
+    w, u = (v.data.astype(dtype, copy=False) for v in (kernel, recurrent_kernel))
+    b = None if bias is None else bias.data.astype(dtype, copy=False)
+    order = (0,)
+    wa = _input_weights(w, b, order, n, dtype)
     act, d_act = RECURRENT_ACTIVATIONS[activation]
-    pre = np.empty((steps, batch, units), dtype)
-    np.matmul(xt, w, out=pre.reshape(steps * batch, units))
-    if b is not None:
-        pre += b
-    hs = np.empty((steps + 1, batch, units), dtype)   # hs[0] is the zero initial state
+    pre = (xa @ wa[0]).reshape(steps, batch, n)
+    hs = np.empty((steps + 1, batch, n), dtype)   # hs[0] is the zero initial state
     hs[0] = 0
-    rec = np.empty((batch, units), dtype)
+    rec = np.empty((batch, n), dtype)
     for t in range(steps):
         if t:
             np.matmul(hs[t], u, out=rec)
@@ -177,31 +254,27 @@ def simple_rnn(x, kernel, recurrent_kernel, bias=None, activation="tanh",
 
     def backward(g):
         g = g.astype(dtype, copy=False)
-        local = d_act(hs[1:])
-        d_pre = pre                      # the pre-activations are no longer needed
-        d_next = np.zeros((batch, units), dtype)
-        dh = np.empty((batch, units), dtype)
+        d_pre = d_act(hs[1:])            # local derivatives, then pre-activation grads
+        d_next = np.zeros((batch, n), dtype)
         ut = np.ascontiguousarray(u.T)
         for t in range(steps - 1, -1, -1):
-            np.add(g[t], d_next, out=dh)
-            np.multiply(dh, local[t], out=d_pre[t])
+            np.add(g[t], d_next, out=d_next)
+            np.multiply(d_pre[t], d_next, out=d_pre[t])
             if t:
                 np.matmul(d_pre[t], ut, out=d_next)
-        flat = d_pre.reshape(steps * batch, units)
-        grads = [
-            _input_grad(x, d_pre, w, dims, go_backwards) if x.requires_grad else None,
-            _cast(xt.T @ flat, kernel) if kernel.requires_grad else None,
-            _cast(hs[1:steps].reshape(-1, units).T @ flat[batch:], recurrent_kernel)
-            if recurrent_kernel.requires_grad else None,
-        ]
-        if b is not None:
-            grads.append(_cast(flat.sum(0), parents[3]) if parents[3].requires_grad else None)
-        return tuple(grads)
+        flat = d_pre.reshape(steps * batch, n)
+        d_wa = (xa.T @ flat)[None]
+        d_u = (hs[1:steps].reshape(-1, n).T @ flat[batch:])[None]
+        return tuple([_input_grad(x, d_pre[None], wa, dims, go_backwards)]
+                     + _weight_grads(parents, d_wa, d_u, order, n, lambda: d_wa[0, -1]))
 
     return result(hs[1:], parents, backward)
 
 
 # -- LSTM -----------------------------------------------------------------------------------
+
+LSTM_ORDER = (3, 0, 1, 2)   # internal gates o, i, f, c (Keras blocks are i, f, c, o)
+
 
 def lstm(x, kernel, recurrent_kernel, bias=None, activation="tanh",
          recurrent_activation="sigmoid", go_backwards=False) -> Variable:
@@ -211,81 +284,97 @@ def lstm(x, kernel, recurrent_kernel, bias=None, activation="tanh",
 
     Returns the packed states ``(T + 1, B, units)``: ``h_1 .. h_T`` then ``c_T``.
     """
-    parents, dtype, dims, xt, w, u, b = _prepare(x, kernel, recurrent_kernel, bias,
-                                                 go_backwards)
-    x, kernel, recurrent_kernel = parents[:3]
+    x, kernel, recurrent_kernel, bias, parents = _variables(x, kernel, recurrent_kernel,
+                                                            bias)
+    dtype, dims, xa = _time_major_input(x, kernel, go_backwards)
     batch, steps, _ = dims
-    n = u.shape[0]
+    n = recurrent_kernel.shape[0]
+    w, u = (v.data.astype(dtype, copy=False) for v in (kernel, recurrent_kernel))
+    b = None if bias is None else bias.data.astype(dtype, copy=False)
+    order = LSTM_ORDER
     act, d_act = RECURRENT_ACTIVATIONS[activation]
     ract, d_ract = RECURRENT_ACTIVATIONS[recurrent_activation]
+    wa = _input_weights(w, b, order, n, dtype)       # (4, F+1, n)
+    u4 = _gate_major(u, order, n)                    # (4, n, n)
+    fast = recurrent_activation == "sigmoid"         # sigmoid(x) = tanh(x/2)/2 + 1/2
+    one_tanh = fast and activation == "tanh"         # then all four gates are one tanh
+    wa_f = _sigmoid_scaled(wa, (0, 1, 2), 4) if fast else wa
+    u4_f = _sigmoid_scaled(u4, (0, 1, 2), 4) if fast else u4
 
-    gates = np.empty((steps, batch, 4 * n), dtype)   # pre-activations, then activations
-    np.matmul(xt, w, out=gates.reshape(steps * batch, 4 * n))
-    if b is not None:
-        gates += b
+    gates = np.matmul(xa, wa_f).reshape(4, steps, batch, n)   # pre-acts, then acts
     hs = np.empty((steps + 2, batch, n), dtype)      # h_0 = 0, h_1..h_T, then c_T
     hs[0] = 0
     cs = np.empty((steps + 1, batch, n), dtype)      # c_0 = 0, c_1..c_T
     cs[0] = 0
     act_c = np.empty((steps, batch, n), dtype)       # act(c_t)
-    rec = np.empty((batch, 4 * n), dtype)
+    rec = np.empty((4, batch, n), dtype)
     tmp = np.empty((batch, n), dtype)
     for t in range(steps):
-        z = gates[t]
+        z = gates[:, t]
         if t:
-            np.matmul(hs[t], u, out=rec)
+            np.matmul(hs[t], u4_f, out=rec)
             z += rec
-        ract(z[:, :2 * n], z[:, :2 * n])
-        act(z[:, 2 * n:3 * n], z[:, 2 * n:3 * n])
-        ract(z[:, 3 * n:], z[:, 3 * n:])
-        np.multiply(z[:, n:2 * n], cs[t], out=cs[t + 1])
-        np.multiply(z[:, :n], z[:, 2 * n:3 * n], out=tmp)
+        if one_tanh:
+            np.tanh(z, out=z)
+            _to_sigmoid(z[:3])
+        else:
+            if fast:
+                np.tanh(z[:3], out=z[:3])
+                _to_sigmoid(z[:3])
+            else:
+                ract(z[:3], z[:3])
+            act(z[3], z[3])
+        o, i, f, cand = z
+        np.multiply(f, cs[t], out=cs[t + 1])
+        np.multiply(i, cand, out=tmp)
         cs[t + 1] += tmp
         act(cs[t + 1], act_c[t])
-        np.multiply(z[:, 3 * n:], act_c[t], out=hs[t + 1])
+        np.multiply(o, act_c[t], out=hs[t + 1])
     hs[steps + 1] = cs[steps]
 
     def backward(g):
         g = g.astype(dtype, copy=False)
-        gi, gf, gc, go = (gates[..., k * n:(k + 1) * n] for k in range(4))
-        # Local derivatives of every timestep at once: d(pre-activation) = factor * dc
-        # for i, f, c~ and factor * dh for o; dc_t also gets dh_t * o * act'(c_t).
-        local = np.empty((steps, batch, 4 * n), dtype)
-        local[..., :n] = gc * d_ract(gi)
-        local[..., n:2 * n] = cs[:steps] * d_ract(gf)
-        local[..., 2 * n:3 * n] = gi * d_act(gc)
-        local[..., 3 * n:] = act_c * d_ract(go)
-        dh_to_dc = go * d_act(act_c)
-        d_pre = np.empty((steps, batch, 4 * n), dtype)
+        go, gi, gf, gc = gates
+        # Local derivatives of all timesteps at once; the loop turns them in place into
+        # the pre-activation grads: d_o = local_o * dh, d_{i,f,c} = local_{i,f,c} * dc.
+        d = np.empty((4, steps, batch, n), dtype)
+        _derivative(d_ract, gates[:3], d[:3])
+        d[0] *= act_c
+        d[1] *= gc
+        d[2] *= cs[:steps]
+        _derivative(d_act, gc, d[3])
+        d[3] *= gi
+        dh_to_dc = _derivative(d_act, act_c, np.empty_like(act_c))
+        dh_to_dc *= go
         dh = np.empty((batch, n), dtype)
         dc = g[steps].copy()
         d_next = np.zeros((batch, n), dtype)
-        ut = np.ascontiguousarray(u.T)
+        u4t = np.ascontiguousarray(u4.transpose(0, 2, 1))
         for t in range(steps - 1, -1, -1):
             np.add(g[t], d_next, out=dh)
             np.multiply(dh, dh_to_dc[t], out=tmp)
             dc += tmp
-            np.multiply(local[t].reshape(batch, 4, n)[:, :3], dc[:, None, :],
-                        out=d_pre[t].reshape(batch, 4, n)[:, :3])
-            np.multiply(local[t, :, 3 * n:], dh, out=d_pre[t, :, 3 * n:])
+            dt = d[:, t]
+            np.multiply(dt[0], dh, out=dt[0])
+            np.multiply(dt[1:], dc, out=dt[1:])
             if t:
-                np.matmul(d_pre[t], ut, out=d_next)
+                np.matmul(dt, u4t, out=rec)
+                np.add.reduce(rec, axis=0, out=d_next)
                 dc *= gf[t]
-        flat = d_pre.reshape(steps * batch, 4 * n)
-        grads = [
-            _input_grad(x, d_pre, w, dims, go_backwards) if x.requires_grad else None,
-            _cast(xt.T @ flat, kernel) if kernel.requires_grad else None,
-            _cast(hs[1:steps].reshape(-1, n).T @ flat[batch:], recurrent_kernel)
-            if recurrent_kernel.requires_grad else None,
-        ]
-        if b is not None:
-            grads.append(_cast(flat.sum(0), parents[3]) if parents[3].requires_grad else None)
-        return tuple(grads)
+        flat = d.reshape(4, steps * batch, n)
+        d_wa = np.matmul(xa.T, flat)
+        d_u = np.matmul(hs[1:steps].reshape(-1, n).T, flat[:, batch:])
+        return tuple([_input_grad(x, flat, wa, dims, go_backwards)]
+                     + _weight_grads(parents, d_wa, d_u, order, n,
+                                     lambda: _keras_layout(d_wa[:, -1], order, n)))
 
     return result(hs[1:], parents, backward)
 
 
 # -- GRU ------------------------------------------------------------------------------------
+
+GRU_ORDER = (0, 1, 2)       # z, r, h as in Keras
+
 
 def gru(x, kernel, recurrent_kernel, bias=None, activation="tanh",
         recurrent_activation="sigmoid", go_backwards=False, reset_after=True) -> Variable:
@@ -299,135 +388,142 @@ def gru(x, kernel, recurrent_kernel, bias=None, activation="tanh",
     ``bias`` is ``(2, 3u)`` (input and recurrent bias) with ``reset_after``, else
     ``(3u,)``. Returns the packed hidden states ``(T, B, units)``.
     """
-    parents, dtype, dims, xt, w, u, b = _prepare(x, kernel, recurrent_kernel, bias,
-                                                 go_backwards)
-    x, kernel, recurrent_kernel = parents[:3]
+    x, kernel, recurrent_kernel, bias, parents = _variables(x, kernel, recurrent_kernel,
+                                                            bias)
+    dtype, dims, xa = _time_major_input(x, kernel, go_backwards)
     batch, steps, _ = dims
-    n = u.shape[0]
+    n = recurrent_kernel.shape[0]
+    w, u = (v.data.astype(dtype, copy=False) for v in (kernel, recurrent_kernel))
+    b = None if bias is None else bias.data.astype(dtype, copy=False)
+    order = GRU_ORDER
     act, d_act = RECURRENT_ACTIVATIONS[activation]
     ract, d_ract = RECURRENT_ACTIVATIONS[recurrent_activation]
-
-    gates = np.empty((steps, batch, 3 * n), dtype)
-    np.matmul(xt, w, out=gates.reshape(steps * batch, 3 * n))
     b_rec_h = None
-    if b is not None:
-        if reset_after:
-            gates += b[0]
-            gates[..., :2 * n] += b[1, :2 * n]
-            b_rec_h = b[1, 2 * n:]
-        else:
-            gates += b
+    if b is not None and reset_after:
+        # the recurrent bias of z and r adds straight to the input bias; only the
+        # candidate's recurrent bias sits inside r * (h U_h + b_rec_h)
+        b_in = b[0].copy()
+        b_in[:2 * n] += b[1, :2 * n]
+        b_rec_h = b[1, 2 * n:]
+        wa = _input_weights(w, b_in, order, n, dtype)
+    else:
+        wa = _input_weights(w, b, order, n, dtype)
+    u3 = _gate_major(u, order, n)                    # (3, n, n)
+    fast = recurrent_activation == "sigmoid"
+    wa_f = _sigmoid_scaled(wa, (0, 1), 3) if fast else wa
+    u3_f = _sigmoid_scaled(u3, (0, 1), 3) if fast else u3
+    if not reset_after:
+        u_zr_f, u_h = np.ascontiguousarray(u3_f[:2]), u3[2]
+
+    gates = np.matmul(xa, wa_f).reshape(3, steps, batch, n)
     hs = np.empty((steps + 1, batch, n), dtype)
     hs[0] = 0
-    # reset_after: the recurrent candidate term h U_h + b_rec_h; else r * h_{t-1}
+    # reset_after: the candidate's recurrent term h U_h + b_rec_h; else r * h_{t-1}
     held = np.empty((steps, batch, n), dtype)
+    rec = np.empty((3 if reset_after else 2, batch, n), dtype)
     tmp = np.empty((batch, n), dtype)
-    if reset_after:
-        rec = np.empty((batch, 3 * n), dtype)
-    else:
-        u_zr, u_h = np.ascontiguousarray(u[:, :2 * n]), np.ascontiguousarray(u[:, 2 * n:])
-        rec = np.empty((batch, 2 * n), dtype)
     for t in range(steps):
-        z = gates[t]
-        if reset_after:
-            if t:
-                np.matmul(hs[t], u, out=rec)
-                z[:, :2 * n] += rec[:, :2 * n]
-                if b_rec_h is not None:
-                    np.add(rec[:, 2 * n:], b_rec_h, out=held[t])
+        z = gates[:, t]
+        if t:
+            if reset_after:
+                np.matmul(hs[t], u3_f, out=rec)
+                z[:2] += rec[:2]
+                if b_rec_h is None:
+                    held[t] = rec[2]
                 else:
-                    held[t] = rec[:, 2 * n:]
+                    np.add(rec[2], b_rec_h, out=held[t])
             else:
-                held[0] = 0 if b_rec_h is None else b_rec_h
-            ract(z[:, :2 * n], z[:, :2 * n])
-            np.multiply(z[:, n:2 * n], held[t], out=tmp)
-            z[:, 2 * n:] += tmp
+                np.matmul(hs[t], u_zr_f, out=rec)
+                z[:2] += rec
+        if fast:
+            np.tanh(z[:2], out=z[:2])
+            _to_sigmoid(z[:2])
         else:
-            if t:
-                np.matmul(hs[t], u_zr, out=rec)
-                z[:, :2 * n] += rec
-            ract(z[:, :2 * n], z[:, :2 * n])
-            if t:
-                np.multiply(z[:, n:2 * n], hs[t], out=held[t])
-                np.matmul(held[t], u_h, out=tmp)
-                z[:, 2 * n:] += tmp
-            else:
-                held[0] = 0
-        cand = z[:, 2 * n:]
+            ract(z[:2], z[:2])
+        upd, reset, cand = z
+        if not t:
+            held[0] = 0 if b_rec_h is None else b_rec_h
+        elif not reset_after:
+            np.multiply(reset, hs[t], out=held[t])
+            np.matmul(held[t], u_h, out=tmp)
+            cand += tmp
+        if reset_after:
+            np.multiply(reset, held[t], out=tmp)
+            cand += tmp
         act(cand, cand)
         np.subtract(hs[t], cand, out=tmp)
-        tmp *= z[:, :n]
+        tmp *= upd
         np.add(cand, tmp, out=hs[t + 1])
 
     def backward(g):
         g = g.astype(dtype, copy=False)
-        gz, gr, gh = (gates[..., k * n:(k + 1) * n] for k in range(3))
+        gz, gr, gh = gates
         h_prev = hs[:steps]
-        a_z = (h_prev - gh) * d_ract(gz)
-        a_h = (1 - gz) * d_act(gh)
-        a_r = (held if reset_after else h_prev) * d_ract(gr)
-        d_x = np.empty((steps, batch, 3 * n), dtype)   # grads of the input projections
+        scratch = np.empty_like(gz)
+        a_z = np.subtract(h_prev, gh)
+        a_z *= _derivative(d_ract, gz, scratch)
+        a_h = np.subtract(1, gz)
+        a_h *= _derivative(d_act, gh, scratch)
+        a_r = _derivative(d_ract, gr, scratch)
+        a_r *= held if reset_after else h_prev
+        # d_in: grads of the input projections (z, r, candidate) of every step;
+        # with reset_after, d_rec are the grads of h U + b_rec (z and r blocks equal)
+        d_in = np.empty((3, steps, batch, n), dtype)
         d_next = np.zeros((batch, n), dtype)
         dh = np.empty((batch, n), dtype)
-        ut = np.ascontiguousarray(u.T)
+        u3t = np.ascontiguousarray(u3.transpose(0, 2, 1))
         if reset_after:
-            d_rec = np.empty((steps, batch, 3 * n), dtype)  # grads of h U + b_rec
+            d_rec = np.empty((3, steps, batch, n), dtype)
             for t in range(steps - 1, -1, -1):
                 np.add(g[t], d_next, out=dh)
-                dhh = d_x[t, :, 2 * n:]
+                dhh = d_in[2, t]
                 np.multiply(dh, a_h[t], out=dhh)
-                np.multiply(dh, a_z[t], out=d_rec[t, :, :n])
-                np.multiply(dhh, a_r[t], out=d_rec[t, :, n:2 * n])
-                np.multiply(dhh, gr[t], out=d_rec[t, :, 2 * n:])
+                np.multiply(dh, a_z[t], out=d_rec[0, t])
+                np.multiply(dhh, a_r[t], out=d_rec[1, t])
+                np.multiply(dhh, gr[t], out=d_rec[2, t])
                 if t:
-                    np.matmul(d_rec[t], ut, out=d_next)
+                    np.matmul(d_rec[:, t], u3t, out=rec)
+                    np.add.reduce(rec, axis=0, out=d_next)
                     np.multiply(dh, gz[t], out=tmp)
                     d_next += tmp
-            d_x[..., :2 * n] = d_rec[..., :2 * n]
+            d_in[:2] = d_rec[:2]
         else:
-            u_zr_t, u_h_t = np.ascontiguousarray(ut[:2 * n]), np.ascontiguousarray(ut[2 * n:])
+            u_zr_t, u_h_t = np.ascontiguousarray(u3t[:2]), u3t[2]
             d_held = np.empty((batch, n), dtype)
             for t in range(steps - 1, -1, -1):
                 np.add(g[t], d_next, out=dh)
-                dhh = d_x[t, :, 2 * n:]
+                dhh = d_in[2, t]
                 np.multiply(dh, a_h[t], out=dhh)
-                np.multiply(dh, a_z[t], out=d_x[t, :, :n])
+                np.multiply(dh, a_z[t], out=d_in[0, t])
                 if t:
                     np.matmul(dhh, u_h_t, out=d_held)
-                    np.multiply(d_held, a_r[t], out=d_x[t, :, n:2 * n])
-                    np.matmul(d_x[t, :, :2 * n], u_zr_t, out=d_next)
+                    np.multiply(d_held, a_r[t], out=d_in[1, t])
+                    np.matmul(d_in[:2, t], u_zr_t, out=rec)
+                    np.add.reduce(rec, axis=0, out=d_next)
                     np.multiply(d_held, gr[t], out=tmp)
                     d_next += tmp
                     np.multiply(dh, gz[t], out=tmp)
                     d_next += tmp
                 else:
-                    d_x[0, :, n:2 * n] = 0
-            d_rec = d_x
-        flat = d_x.reshape(steps * batch, 3 * n)
-        grads = [
-            _input_grad(x, d_x, w, dims, go_backwards) if x.requires_grad else None,
-            _cast(xt.T @ flat, kernel) if kernel.requires_grad else None,
-        ]
-        if recurrent_kernel.requires_grad:
-            h_in = hs[1:steps].reshape(-1, n)
-            if reset_after:
-                du = h_in.T @ d_rec[1:].reshape(-1, 3 * n)
-            else:
-                du = np.empty((n, 3 * n), dtype)
-                du[:, :2 * n] = h_in.T @ d_x[1:, :, :2 * n].reshape(-1, 2 * n)
-                du[:, 2 * n:] = held[1:].reshape(-1, n).T @ d_x[1:, :, 2 * n:].reshape(-1, n)
-            grads.append(_cast(du, recurrent_kernel))
+                    d_in[1, 0] = 0
+            d_rec = None
+        flat = d_in.reshape(3, steps * batch, n)
+        d_wa = np.matmul(xa.T, flat)
+        h_in = hs[1:steps].reshape(-1, n).T
+        if reset_after:
+            d_u = np.matmul(h_in, d_rec[:, 1:].reshape(3, -1, n))
         else:
-            grads.append(None)
-        if b is not None:
-            if not parents[3].requires_grad:
-                grads.append(None)
-            elif reset_after:
-                grads.append(_cast(np.stack([flat.sum(0), d_rec.reshape(-1, 3 * n).sum(0)]),
-                                   parents[3]))
-            else:
-                grads.append(_cast(flat.sum(0), parents[3]))
-        return tuple(grads)
+            d_u = np.empty((3, n, n), dtype)
+            np.matmul(h_in, d_in[:2, 1:].reshape(2, -1, n), out=d_u[:2])
+            np.matmul(held[1:].reshape(-1, n).T, d_in[2, 1:].reshape(-1, n), out=d_u[2])
+
+        def bias_grad():
+            d_b_in = _keras_layout(d_wa[:, -1], order, n)
+            if not reset_after:
+                return d_b_in
+            return np.stack([d_b_in, _keras_layout(d_rec.sum(axis=(1, 2)), order, n)])
+        return tuple([_input_grad(x, flat, wa, dims, go_backwards)]
+                     + _weight_grads(parents, d_wa, d_u, order, n, bias_grad))
 
     return result(hs[1:], parents, backward)
 
