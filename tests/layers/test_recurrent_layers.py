@@ -144,6 +144,11 @@ def compare(kind, dtype, pairs):
     assert worst <= TOL[dtype], f"{kind} {dtype.__name__}: relative error {worst:.2e}"
 
 
+def paired(ours, theirs):
+    assert len(ours) == len(theirs), (len(ours), len(theirs))
+    return list(zip(ours, theirs))
+
+
 def torch_run(module_outputs, x_t, probes):
     torch = pytest.importorskip("torch")
     total = sum((o * torch.from_numpy(p)).sum() for o, p in zip(module_outputs, probes))
@@ -193,7 +198,7 @@ def test_lstm_matches_torch(dtype, go_backwards):
     feed = torch.flip(x_t, [1]) if go_backwards else x_t
     seq, (h, c) = mod(feed)
     t_outs, t_dx = torch_run([seq, h[0], c[0]], x_t, probes)
-    compare("LSTM", dtype, list(zip(outs, t_outs)) + [
+    compare("LSTM", dtype, paired(outs, t_outs) + [
         (dx, t_dx),
         (grads["lstm/kernel"], mod.weight_ih_l0.grad.numpy().T),
         (grads["lstm/recurrent_kernel"], mod.weight_hh_l0.grad.numpy().T),
@@ -224,7 +229,7 @@ def test_gru_matches_torch(dtype, go_backwards):
     t_outs, t_dx = torch_run([seq, h[0]], x_t, probes)
     t_bias = np.stack([gru_from_torch(mod.bias_ih_l0.grad.numpy(), TU),
                        gru_from_torch(mod.bias_hh_l0.grad.numpy(), TU)])
-    compare("GRU", dtype, list(zip(outs, t_outs)) + [
+    compare("GRU", dtype, paired(outs, t_outs) + [
         (dx, t_dx),
         (grads["gru/kernel"], gru_from_torch(mod.weight_ih_l0.grad.numpy().T, TU)),
         (grads["gru/recurrent_kernel"], gru_from_torch(mod.weight_hh_l0.grad.numpy().T, TU)),
@@ -252,7 +257,7 @@ def test_simple_rnn_matches_torch(dtype, go_backwards):
     feed = torch.flip(x_t, [1]) if go_backwards else x_t
     seq, h = mod(feed)
     t_outs, t_dx = torch_run([seq, h[0]], x_t, probes)
-    compare("SimpleRNN", dtype, list(zip(outs, t_outs)) + [
+    compare("SimpleRNN", dtype, paired(outs, t_outs) + [
         (dx, t_dx),
         (grads["rnn/kernel"], mod.weight_ih_l0.grad.numpy().T),
         (grads["rnn/recurrent_kernel"], mod.weight_hh_l0.grad.numpy().T),
@@ -320,7 +325,7 @@ def test_bidirectional_lstm_matches_torch(dtype):
     x_t = torch.tensor(x, requires_grad=True)
     seq, (h, c) = mod(x_t)
     t_outs, t_dx = torch_run([seq, h[0], c[0], h[1], c[1]], x_t, probes)
-    pairs = list(zip(outs, t_outs)) + [(dx, t_dx)]
+    pairs = paired(outs, t_outs) + [(dx, t_dx)]
     for suffix, lyr in (("", "lstm"), ("_reverse", "backward_lstm")):
         pairs += [(grads[f"{lyr}/kernel"], getattr(mod, f"weight_ih_l0{suffix}").grad.numpy().T),
                   (grads[f"{lyr}/recurrent_kernel"],
