@@ -113,8 +113,13 @@ class Compiler:
         self.layers[name] = layer
         self._owner[name] = path
         for inner in layer.sublayers():
-            if not isinstance(inner, Model) and inner.name not in self.layers:
-                self.layers[inner.name] = inner
+            if isinstance(inner, Model) or self.layers.get(inner.name) is inner:
+                continue
+            if inner.name in self.layers or inner.name in self.layer_specs:
+                self.error(path, f"{layer.TYPE} '{name}' creates the layer '{inner.name}', "
+                                 "but that name is already used: rename one of them")
+                return _BROKEN
+            self.layers[inner.name] = inner
         return layer
 
     # -- models ----------------------------------------------------------------------

@@ -87,5 +87,8 @@ INITIALIZERS = {
 }
 
 
-def initialize(name: str, shape, rng: np.random.Generator, dtype) -> np.ndarray:
-    return np.asarray(INITIALIZERS[name](tuple(shape), rng), dtype=dtype)
+def initialize(name, shape, rng: np.random.Generator, dtype) -> np.ndarray:
+    """``name`` is a Keras initializer name, or a layer's own callable (LSTM's bias with
+    the forget gate at one)."""
+    fn = name if callable(name) else INITIALIZERS[name]
+    return np.asarray(fn(tuple(shape), rng), dtype=dtype)

@@ -7,17 +7,21 @@ from .add import Add
 from .average import Average
 from .average_pooling2d import AveragePooling2D
 from .batch_normalization import BatchNormalization
+from .bidirectional import Bidirectional
 from .concatenate import Concatenate
 from .conv1d import Conv1D
 from .conv2d import Conv2D
 from .dense import Dense
 from .dot import Dot
 from .dropout import Dropout
+from .embedding import Embedding
 from .flatten import Flatten
 from .global_average_pooling2d import GlobalAveragePooling2D
 from .global_max_pooling2d import GlobalMaxPooling2D
+from .gru import GRU
 from .lambda_layer import Lambda
 from .layer_normalization import LayerNormalization
+from .lstm import LSTM
 from .max_pooling1d import MaxPooling1D
 from .max_pooling2d import MaxPooling2D
 from .maximum import Maximum
@@ -27,15 +31,17 @@ from .multiply import Multiply
 from .permute import Permute
 from .repeat_vector import RepeatVector
 from .reshape import Reshape
+from .simple_rnn import SimpleRNN
 from .subtract import Subtract
 from .time_distributed import TimeDistributed
 from .zero_padding2d import ZeroPadding2D
 
 LAYER_CLASSES = (
-    Activation, Add, Average, AveragePooling2D, BatchNormalization, Concatenate, Conv1D,
-    Conv2D, Dense, Dot, Dropout, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D,
-    Lambda, LayerNormalization, MaxPooling1D, MaxPooling2D, Maximum, Merge, Minimum,
-    Multiply, Permute, RepeatVector, Reshape, Subtract, TimeDistributed, ZeroPadding2D,
+    Activation, Add, Average, AveragePooling2D, BatchNormalization, Bidirectional,
+    Concatenate, Conv1D, Conv2D, Dense, Dot, Dropout, Embedding, Flatten, GRU,
+    GlobalAveragePooling2D, GlobalMaxPooling2D, LSTM, Lambda, LayerNormalization,
+    MaxPooling1D, MaxPooling2D, Maximum, Merge, Minimum, Multiply, Permute, RepeatVector,
+    Reshape, SimpleRNN, Subtract, TimeDistributed, ZeroPadding2D,
 )
 
 REGISTRY = {cls.TYPE: cls for cls in LAYER_CLASSES}
