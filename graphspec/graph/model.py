@@ -117,13 +117,24 @@ class Model:
 
         This is the whole executor: the graph is already in execution order.
         """
+        # The slots each node reads and writes, worked out once per node list: a run
+        # is then one list lookup per input and output (the per-node overhead counts
+        # for models of many small layers).
+        plan = self.__dict__.get("_run_plan")
+        if plan is None or plan[0] is not self.nodes or plan[1] != len(self.nodes):
+            steps = [(node.layer, [t.slot for t in node.input_tensors],
+                      [t.slot for t in node.output_tensors]) for node in self.nodes]
+            plan = self._run_plan = (self.nodes, len(self.nodes), steps)
         values = [None] * self._slots
         for tensor, value in zip(self.inputs, inputs):
             values[tensor.slot] = value
-        for node in self.nodes:
-            outs = node.layer.forward([values[t.slot] for t in node.input_tensors], ctx)
-            for tensor, value in zip(node.output_tensors, outs):
-                values[tensor.slot] = value
+        for layer, reads, writes in plan[2]:
+            outs = layer.forward([values[i] for i in reads], ctx)
+            if len(writes) == 1:
+                values[writes[0]] = outs[0]
+            else:
+                for i, value in zip(writes, outs):
+                    values[i] = value
         return values
 
     def predict(self, inputs, batch_size: int | None = None, seed: int | None = None) -> dict:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .. import ops
 from ..errors import ShapeError
+from ..ops.linalg import linear
 from .base import POSITIVE_INT, Layer, WeightSpec, single_shape
 from .common_args import ACTIVATION, REGULARIZER, initializer
 
@@ -36,7 +37,13 @@ class Dense(Layer):
         return specs
 
     def forward(self, inputs, ctx):
-        y = ops.matmul(inputs[0], self.weights["kernel"])
-        if self.use_bias:
-            y = ops.add(y, self.weights["bias"])
-        return [ops.ACTIVATIONS[self.activation](y)]
+        # One fused op (GEMM, bias and ReLU in place; see ops.linalg.linear); other
+        # activations follow as their own op.
+        config, weights = self.config, self.weights
+        activation = config["activation"]
+        relu = activation == "relu"
+        y = linear(inputs[0], weights["kernel"],
+                   weights["bias"] if config["use_bias"] else None, relu=relu)
+        if relu or activation == "linear":
+            return [y]
+        return [ops.ACTIVATIONS[activation](y)]
