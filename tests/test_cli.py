@@ -147,3 +147,12 @@ def test_usage_error_for_bad_set_option(tmp_path):
     assert run("build", spec, "--set", "novalue").exit_code == 2
     result = run("build", spec, "--set", "width=3")
     assert result.exit_code == 1 and "declares no param 'width'" in result.output
+
+
+def test_committed_schema_file_is_current():
+    """specs/ point editors at ../graphspec.schema.json; `make schema` regenerates it."""
+    from specs_util import REPO
+
+    from graphspec.spec.schema import spec_schema
+    committed = json.loads((REPO / "graphspec.schema.json").read_text())
+    assert committed == spec_schema(), "run `make schema` and commit graphspec.schema.json"

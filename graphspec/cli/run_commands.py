@@ -65,7 +65,7 @@ def predict(spec, model_name, weights, inputs, output, batch_size, seed, params)
 def _stats(value) -> dict:
     data = np.asarray(value, dtype=np.float64)
     return {"shape": list(value.shape), "mean": float(data.mean()), "std": float(data.std()),
-            "min": float(data.min()), "max": float(data.max())}
+            "min": float(data.min()) + 0.0, "max": float(data.max()) + 0.0}
 
 
 @click.command("inspect-nodes")
