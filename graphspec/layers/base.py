@@ -164,25 +164,23 @@ class Layer:
     def output_shape_at(self, index: int):
         return _unwrap([t.shape for t in self._node(index).output_tensors])
 
-    @property
-    def output(self):
-        self._node(0)
+    def _only_node(self, what: str):
+        """Node 0, provided it is the only one (Keras' rule for ``layer.output``)."""
+        node = self._node(0)
         if len(self.inbound_nodes) > 1:
             raise ValueError(
                 f"layer '{self.name}' has multiple inbound nodes "
-                f"({len(self.inbound_nodes)}), so 'output' is ill-defined: use "
-                "output_at(node_index) instead")
-        return self.output_at(0)
+                f"({len(self.inbound_nodes)}), so '{what}' is ill-defined: use "
+                f"{what}_at(node_index) instead")
+        return node
+
+    @property
+    def output(self):
+        return _unwrap(self._only_node("output").output_tensors)
 
     @property
     def input(self):
-        self._node(0)
-        if len(self.inbound_nodes) > 1:
-            raise ValueError(
-                f"layer '{self.name}' has multiple inbound nodes "
-                f"({len(self.inbound_nodes)}), so 'input' is ill-defined: use "
-                "input_at(node_index) instead")
-        return self.input_at(0)
+        return _unwrap(self._only_node("input").input_tensors)
 
     @property
     def input_shape(self):
