@@ -115,20 +115,27 @@ def _overlapping(window, strides) -> bool:
 
 
 # -- convolution -----------------------------------------------------------------------
-def _im2col(xp, window, strides, dilation, out_hw):
-    """Patch matrix (B, OH, OW, kh, kw, C) of the padded input, contiguous."""
+def _im2col(xp, window, strides, dilation, out_hw, ones_column):
+    """Patch matrix (B*OH*OW, kh*kw*C) of the padded input, columns in HWC order to
+    match the HWIO kernel; with ``ones_column`` a last column of ones carries the bias
+    through the same product (and its gradient through the kernel-gradient product)."""
     batch, _, _, channels = xp.shape
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = window, strides, dilation, out_hw
+    size = kh * kw * channels
+    matrix = np.empty((batch * oh * ow, size + ones_column), dtype=xp.dtype)
+    if ones_column:
+        matrix[:, size] = 1
+    patches = matrix[:, :size].reshape(batch, oh, ow, kh, kw, channels)   # a view
     if channels == 1:
         # One channel: kh*kw strided copies beat one 6-D gather (measured).
-        cols = np.empty((batch, oh, ow, kh, kw, 1), dtype=xp.dtype)
         for i, j, (rows, columns) in _taps(window, strides, dilation, out_hw):
-            cols[:, :, :, i, j, :] = xp[:, rows, columns, :]
-        return cols
+            patches[:, :, :, i, j, :] = xp[:, rows, columns, :]
+        return matrix
     extent = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
     view = sliding_window_view(xp, extent, axis=(1, 2))     # (B, H', W', C, eh, ew)
     view = view[:, :(oh - 1) * sh + 1:sh, :(ow - 1) * sw + 1:sw, :, ::dh, ::dw]
-    return np.ascontiguousarray(view.transpose(0, 1, 2, 4, 5, 3))
+    np.copyto(patches, view.transpose(0, 1, 2, 4, 5, 3))
+    return matrix
 
 
 def _conv2d_arrays(x, kernel, bias, strides, padding, dilation, relu, need):
@@ -141,21 +148,29 @@ def _conv2d_arrays(x, kernel, bias, strides, padding, dilation, relu, need):
     window = (kh, kw)
     pads, out_hw = _geometry(x.shape, window, strides, padding, dilation, "conv2d")
     batch = x.shape[0]
+    size = kh * kw * cin
     xp = _pad(x, pads)
+    kernel2 = kernel.reshape(size, filters)
     if window == (1, 1) and strides == (1, 1) and xp is x:
-        cols = x                          # a 1x1 convolution is a plain matmul
+        cols = x.reshape(-1, cin)         # a 1x1 convolution is a plain matmul
+        out = cols @ kernel2
+        if bias is not None:
+            out += bias
+        folded = False
     else:
-        cols = _im2col(xp, window, strides, dilation, out_hw)
-    cols2 = cols.reshape(-1, kh * kw * cin)
-    kernel2 = kernel.reshape(-1, filters)
-    out = cols2 @ kernel2
-    if bias is not None:
-        out += bias
+        # The bias rides in the product as a row of the kernel against a column of ones:
+        # one pass over the output less in the forward, and its gradient comes free.
+        folded = bias is not None
+        cols = _im2col(xp, window, strides, dilation, out_hw, folded)
+        if folded:
+            kernel2 = np.concatenate([kernel2, bias.reshape(1, filters).astype(
+                kernel2.dtype, copy=False)])
+        out = cols @ kernel2
     if relu:
         np.maximum(out, 0, out=out)
     out = out.reshape((batch,) + out_hw + (filters,))
     padded_shape = xp.shape
-    saved_cols = cols2 if need[1] else None     # only the kernel gradient needs them
+    saved_cols = cols if need[1] else None     # only the kernel gradient needs them
 
     def backward(g):
         if relu:
@@ -163,15 +178,24 @@ def _conv2d_arrays(x, kernel, bias, strides, padding, dilation, relu, need):
         g2 = g.reshape(-1, filters)
         gx = gk = gb = None
         if need[1]:
-            gk = (saved_cols.T @ g2).reshape(kernel.shape)
-        if need[2]:
+            both = saved_cols.T @ g2
+            gk = both[:size].reshape(kernel.shape)
+            if need[2] and folded:
+                gb = both[size]
+        if need[2] and gb is None:
             gb = np.ones(g2.shape[0], dtype=g2.dtype) @ g2   # a GEMV beats sum(axis=0)
         if need[0]:
-            gxp = np.zeros(padded_shape, dtype=np.result_type(g.dtype, kernel.dtype))
-            # One product per tap keeps each tap's gradient contiguous for the add.
+            dtype = np.result_type(g2.dtype, kernel.dtype)
+            gxp = np.zeros(padded_shape, dtype=dtype)
+            # One product per tap keeps each tap's gradient contiguous for the add (a
+            # single (N, kh*kw*C) product scattered from strided columns is slower); the
+            # products share one buffer instead of allocating kh*kw arrays.
+            g2 = np.ascontiguousarray(g2, dtype=dtype)
+            tap = np.empty((g2.shape[0], cin), dtype=dtype)
+            tap_image = tap.reshape((batch,) + out_hw + (cin,))
             for i, j, (rows, columns) in _taps(window, strides, dilation, out_hw):
-                gxp[:, rows, columns, :] += (g2 @ kernel[i, j].T).reshape(
-                    (batch,) + out_hw + (cin,))
+                np.dot(g2, kernel[i, j].T.astype(dtype, copy=False), out=tap)
+                gxp[:, rows, columns, :] += tap_image
             gx = _crop(gxp, pads, x.shape)
         return gx, gk, gb
     return out, backward

@@ -547,3 +547,31 @@ def test_inference_needs_no_tape():
     assert out.backward is None and not out.requires_grad
     out = conv_ops.conv2d(x, np.ones((2, 2, 3, 2)))
     assert out.backward is None
+
+
+@pytest.mark.parametrize("cfg", [{"filters": 3, "kernel_size": 2},
+                                 {"filters": 3, "kernel_size": 1, "activation": "relu"},
+                                 {"filters": 3, "kernel_size": 2, "strides": 2,
+                                  "padding": "same"}])
+def test_conv2d_partial_gradients(cfg):
+    """Frozen kernel, frozen bias or a constant input: the remaining gradients are the
+    same as when everything is trained (the bias gradient takes another path)."""
+    layer = build(Conv2D("c", cfg), (5, 5, 2))
+    x = np.random.default_rng(3).standard_normal((2, 5, 5, 2))
+    out, gx, gw = ours(layer, x, None)
+    for frozen in ("kernel", "bias", "input"):
+        with recording():
+            xv = Variable(x.copy(), requires_grad=frozen != "input")
+            for name, w in layer.weights.items():
+                w.grad, w.requires_grad = None, name != frozen
+            y = layer.forward([xv], CallContext())[0]
+            backward(y)
+        if frozen != "input":
+            np.testing.assert_allclose(xv.grad, gx, rtol=1e-12, atol=1e-12)
+        for name, w in layer.weights.items():
+            if name == frozen:
+                assert w.grad is None
+            else:
+                np.testing.assert_allclose(w.grad, gw[name], rtol=1e-12, atol=1e-12)
+        for w in layer.weights.values():
+            w.requires_grad = True
