@@ -105,6 +105,52 @@ def time_once(fn, repeats: int = 1) -> float:
     return statistics.median(times)
 
 
+# -- other processes ------------------------------------------------------------------------
+
+class CpuMeter:
+    """CPU time used by *other* processes between ``start()`` and ``stop()``, in CPUs
+    (1.0 = one core busy all the time), from /proc/stat minus this process's own time.
+    On a 2-core box a test suite running beside the benchmark halves the cores
+    graphspec and its references share, so every result records this number."""
+
+    def __init__(self):
+        self.available = os.path.exists("/proc/stat")
+        self._tick = os.sysconf("SC_CLK_TCK") if self.available else 100
+
+    def _sample(self):
+        with open("/proc/stat") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        t = os.times()
+        return time.perf_counter(), (sum(fields) - idle) / self._tick, t.user + t.system
+
+    def start(self):
+        self._start = self._sample() if self.available else None
+        return self
+
+    def stop(self) -> float | None:
+        if not self.available or self._start is None:
+            return None
+        (t0, busy0, own0), (t1, busy1, own1) = self._start, self._sample()
+        return max(0.0, ((busy1 - busy0) - (own1 - own0)) / max(t1 - t0, 1e-9))
+
+
+def other_load(seconds: float = 1.0) -> float | None:
+    meter = CpuMeter().start()
+    time.sleep(seconds)
+    return meter.stop()
+
+
+def wait_until_quiet(limit: float, max_wait: float, threshold: float = 0.15) -> float | None:
+    """Wait up to ``max_wait`` seconds for other processes to use < ``threshold`` CPUs
+    (measured over one-second windows); returns the last measurement."""
+    deadline = time.perf_counter() + max_wait
+    load = other_load(1.0)
+    while load is not None and load >= threshold and time.perf_counter() < deadline:
+        load = other_load(1.0)
+    return load
+
+
 # -- environment ----------------------------------------------------------------------------
 
 def blas_info() -> list:

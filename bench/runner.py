@@ -24,6 +24,9 @@ def parse_args(argv=None):
                         help="where to write the results (default bench/results.json)")
     parser.add_argument("--compare", metavar="OLD_JSON",
                         help="print the targets and ratios next to an earlier results file")
+    parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
+                        help="before each benchmark, wait up to SECONDS for other processes "
+                             "to leave the CPUs idle (a shared box gives noisy ratios)")
     parser.add_argument("--no-torch", action="store_true",
                         help="leave PyTorch out even if it is installed")
     args = parser.parse_args(argv)
@@ -53,6 +56,9 @@ def main(argv=None) -> int:
     ctx = Context(report=report, torch=torch, threads=threads, quick=args.quick)
     failed = []
     for name in names:
+        if args.wait_quiet:
+            harness.wait_until_quiet(0.15, args.wait_quiet)
+        meter = harness.CpuMeter().start()
         try:
             CASES[name](ctx)
         except Exception as exc:  # one broken benchmark must not hide the others
@@ -61,6 +67,11 @@ def main(argv=None) -> int:
             traceback.print_exc()
             report.benchmarks.setdefault(name, {})["error"] = f"{type(exc).__name__}: {exc}"
             print()
+        busy = meter.stop()
+        if busy is not None:
+            report.benchmarks.setdefault(name, {})["other_processes_cpus"] = busy
+            flag = "  <- results unreliable: the box was shared" if busy > 0.25 else ""
+            print(f"   (other processes used {busy:.2f} CPUs during this benchmark{flag})\n")
     env["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     report.print_targets()
     if args.compare:

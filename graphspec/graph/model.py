@@ -143,6 +143,8 @@ class Model:
         A single-input model also takes a bare array. Batches of ``batch_size`` are run
         one after the other and the outputs concatenated (same result, bounded memory).
         """
+        from ..autodiff.engine import tune_allocator
+        tune_allocator()
         arrays = self.check_inputs(inputs)
         n = next(iter(arrays.values())).shape[0]
         step = n if not batch_size else int(batch_size)
