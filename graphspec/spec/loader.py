@@ -9,6 +9,7 @@ document is refused instead of exhausting memory.
 from __future__ import annotations
 
 import os
+import stat
 
 import yaml
 
@@ -20,6 +21,24 @@ MAX_DEPTH = 64
 
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
+
+
+def one_line(text) -> str:
+    """``text`` with control and invisible format characters escaped (``\\n``, ``\\u202e``).
+
+    Names and values in a spec end up in error messages: a key holding a newline must
+    not forge a second ``FILE:LINE:COL`` line (or a GitHub ``::error`` annotation), and a
+    right-to-left override must not disguise one.
+    """
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def spec_error(message, file="<spec>", line=0, col=0, path="") -> SpecError:
+    """A :class:`SpecError` whose every part is one printable line."""
+    return SpecError(one_line(message), one_line(file), line, col, one_line(path))
 
 
 class Located:
@@ -39,7 +58,7 @@ class Located:
 
     def error(self, path: tuple, message: str, key: bool = False) -> SpecError:
         line, col = self.where(tuple(path), key)
-        return SpecError(message, self.file, line, col, format_path(path))
+        return spec_error(message, self.file, line, col, format_path(path))
 
 
 def format_path(path) -> str:
@@ -63,7 +82,7 @@ class _Builder:
 
     def fail(self, node, message, path=()):
         line, col = _mark(node)
-        raise SpecError(message, self.file, line, col, format_path(path))
+        raise spec_error(message, self.file, line, col, format_path(path))
 
     def build(self, node, path=()):
         self.count += 1
@@ -79,11 +98,22 @@ class _Builder:
             if node.tag != _SEQ_TAG:
                 self.fail(node, f"YAML tag {node.tag!r} is not allowed in a spec", path)
             return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+        return self._scalar(node, path)
+
+    def _scalar(self, node, path):
+        """A scalar through SafeLoader's constructors; anything they refuse is located."""
         try:
             return self.loader.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
             self.fail(node, f"YAML tag {node.tag!r} is not allowed in a spec "
                             f"({exc.problem})", path)
+        except (ValueError, OverflowError) as exc:
+            text = str(node.value)
+            shown = repr(text) if len(text) <= 40 else repr(text[:37] + "...")
+            reason = (f"an integer with {sum(c.isdigit() for c in text)} digits is too long"
+                      if "digits" in str(exc) else str(exc))
+            kind = node.tag.rsplit(":", 1)[-1]
+            self.fail(node, f"value {shown} cannot be read as YAML {kind} ({reason})", path)
 
     def _mapping(self, node, path):
         if node.tag != _MAP_TAG:
@@ -94,7 +124,7 @@ class _Builder:
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 self.fail(key_node, "mapping keys must be plain names", path)
-            key = self.loader.construct_object(key_node)
+            key = self._scalar(key_node, path)
             if not isinstance(key, str):
                 key = str(key)
             if key in out:
@@ -107,44 +137,78 @@ class _Builder:
 
 def load_text(text: str, file: str = "<spec>") -> Located:
     if len(text.encode("utf-8", "replace")) > MAX_SPEC_BYTES:
-        raise SpecError(f"spec is larger than {MAX_SPEC_BYTES >> 20} MiB", file, 1, 1)
-    loader = yaml.SafeLoader(text)
+        raise spec_error(f"spec is larger than {MAX_SPEC_BYTES >> 20} MiB", file, 1, 1)
+    too_deep = f"nesting deeper than {MAX_DEPTH} levels"
+    loader = None
     try:
-        try:
-            node = loader.get_single_node()
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-            problem = exc.problem or exc.context or "invalid YAML"
-            raise SpecError(f"invalid YAML: {problem}", file, line, col) from None
-        except (yaml.YAMLError, RecursionError) as exc:
-            raise SpecError(f"invalid YAML: {type(exc).__name__}", file, 1, 1) from None
+        # The reader checks every character when it is created: a NUL or another
+        # control character fails here, before any parsing.
+        loader = yaml.SafeLoader(text)
+        node = loader.get_single_node()
+    except yaml.reader.ReaderError as exc:
+        raise _reader_error(exc, text, file) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise spec_error(f"invalid YAML: {problem}", file, line, col) from None
+    except RecursionError:
+        # PyYAML composes nested nodes recursively: [[[[...]]]] ten thousand deep.
+        raise spec_error(too_deep, file, 1, 1) from None
+    except (ValueError, OverflowError) as exc:
+        # The scanner's own conversions: "\U16777216" is not a character (chr() fails).
+        mark = loader.get_mark() if loader is not None else None
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = "an escape names a character beyond U+10FFFF" if "chr()" in str(exc) \
+            else str(exc)
+        raise spec_error(f"invalid YAML: {problem}", file, line, col) from None
+    except yaml.YAMLError as exc:
+        raise spec_error(f"invalid YAML: {type(exc).__name__}", file, 1, 1) from None
+    try:
         if node is None:
-            raise SpecError("the spec is empty: it needs at least 'graphspec: 1' and "
+            raise spec_error("the spec is empty: it needs at least 'graphspec: 1' and "
                             "'models:'", file, 1, 1)
         builder = _Builder(loader, file)
         try:
             data = builder.build(node)
         except RecursionError:
-            raise SpecError(f"nesting deeper than {MAX_DEPTH} levels", file, 1, 1) from None
+            raise spec_error(too_deep, file, 1, 1) from None
         return Located(data, builder.marks, builder.key_marks, file)
     finally:
         loader.dispose()
+
+
+def _reader_error(exc, text: str, file: str) -> SpecError:
+    """A character YAML does not allow (NUL, other control characters), located."""
+    position = exc.position if isinstance(exc.position, int) else 0
+    line = text.count("\n", 0, position) + 1
+    col = position - (text.rfind("\n", 0, position) + 1) + 1
+    char = exc.character
+    shown = f"U+{char:04X}" if isinstance(char, int) else repr(char)
+    return spec_error(f"invalid YAML: character {shown} is not allowed in a spec "
+                     f"({exc.reason})", file, line, col)
 
 
 def load_file(path: str) -> Located:
     """Read and parse ``path``; unreadable files are SpecErrors too (one line, no trace)."""
     display = os.fspath(path)
     try:
-        size = os.path.getsize(path)
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise spec_error("cannot read spec: it is a directory", display, 0, 0)
+        if not stat.S_ISREG(info.st_mode):
+            # A FIFO would block the reader forever; a device never ends.
+            raise spec_error("cannot read spec: not a regular file (a device, FIFO or "
+                            "socket)", display, 0, 0)
+        size = info.st_size
         if size > MAX_SPEC_BYTES:
-            raise SpecError(f"spec is larger than {MAX_SPEC_BYTES >> 20} MiB", display, 1, 1)
+            raise spec_error(f"spec is larger than {MAX_SPEC_BYTES >> 20} MiB", display, 1, 1)
         with open(path, "rb") as handle:
             raw = handle.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
-        raise SpecError(f"cannot read spec: {exc.strerror or exc}", display, 0, 0) from None
+        raise spec_error(f"cannot read spec: {exc.strerror or exc}", display, 0, 0) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError(f"spec is not UTF-8 text (byte {exc.start})", display, 1, 1) from None
+        raise spec_error(f"spec is not UTF-8 text (byte {exc.start})", display, 1, 1) from None
     return load_text(text, display)

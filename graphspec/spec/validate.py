@@ -13,17 +13,27 @@ import re
 import jsonschema
 from jsonschema.exceptions import best_match
 
-from ..errors import SpecError
-from .loader import Located
+from ..errors import GraphspecError
+from .loader import Located, spec_error
 from .schema import spec_schema
 
 _PARAM_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 
+def _is_integer(checker, instance) -> bool:
+    # JSON Schema counts 8.0 as an integer; numpy does not (np.zeros((4, 8.0)) raises),
+    # so a spec must write integers as integers. bool is never a number.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
+
+
 @functools.lru_cache(maxsize=1)
 def _validator():
-    schema = spec_schema()
-    return jsonschema.Draft202012Validator(schema)
+    return _Validator(spec_schema())
 
 
 def _did_you_mean(word, choices) -> str:
@@ -36,15 +46,89 @@ def _describe(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
+               float: "number", type(None): "null"}
+_DISCRIMINATORS = ("type", "name")
+
+
+def _json_type(value) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _branch_rank(errors, instance) -> int:
+    """How well the instance fits one branch of a oneOf/anyOf, from that branch's errors.
+
+    0: right JSON type and discriminator (``type:``/``name:``), so its errors are the
+    real ones; 1: excluded by its discriminator, a ``not`` or a missing required key;
+    2: wrong JSON type.
+    """
+    rank = 0
+    for e in errors:
+        at_root = len(e.relative_path) == 0
+        if at_root and e.validator == "type":
+            return 2
+        if at_root and e.validator == "enum" and isinstance(e.validator_value, list) and not any(
+                _json_type(v) == _json_type(instance) for v in e.validator_value):
+            return 2
+        if at_root and e.validator in ("not", "required"):
+            rank = 1
+        if (len(e.relative_path) == 1 and e.relative_path[0] in _DISCRIMINATORS
+                and e.validator in ("const", "enum")):
+            rank = 1
+    return rank
+
+
+def _branch_errors(located: Located, error) -> list:
+    """Errors of a failed oneOf/anyOf, from the branch the instance was meant for."""
+    branches = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    ranked = sorted((_branch_rank(errs, error.instance), i) for i, errs in branches.items())
+    best = ranked[0][0]
+    path, instance = tuple(error.absolute_path), error.instance
+    if best == 0:
+        chosen = [branches[i] for r, i in ranked if r == 0]
+        errs = min(chosen, key=lambda errs: (len(errs), -max(len(e.path) for e in errs)))
+        return [e for sub in errs for e in _schema_error(located, sub)]
+    if best == 1 and isinstance(instance, dict):
+        for key in _DISCRIMINATORS:
+            choices = []
+            for errs in branches.values():
+                for e in errs:
+                    if list(e.relative_path) == [key] and e.validator in ("const", "enum"):
+                        value = e.validator_value
+                        choices += value if isinstance(value, list) else [value]
+            if choices and key in instance:
+                choices = sorted(set(map(str, choices)))
+                return [located.error(path + (key,), f"unknown {key} {_describe(instance[key])}"
+                                      f"{_did_you_mean(instance[key], choices)} (expected one "
+                                      f"of: {', '.join(choices)})")]
+    if best == 2:
+        expected = []
+        for errs in branches.values():
+            for e in errs:
+                if len(e.relative_path) == 0 and e.validator == "type":
+                    value = e.validator_value
+                    expected += value if isinstance(value, list) else [value]
+                elif len(e.relative_path) == 0 and e.validator == "enum":
+                    expected += [_json_type(v) for v in e.validator_value]
+        expected = list(dict.fromkeys(expected))
+        return [located.error(path, f"expected {' or '.join(expected)}, got "
+                                    f"{_json_type(instance)} {_describe(instance)}")]
+    return _schema_error(located, best_match([e for r, i in ranked if r == best
+                                              for e in branches[i]]))
+
+
 def _schema_error(located: Located, error) -> list:
     if error.validator in ("oneOf", "anyOf") and error.context:
-        return _schema_error(located, best_match(error.context))
+        return _branch_errors(located, error)
     path = tuple(error.absolute_path)
     schema = error.schema if isinstance(error.schema, dict) else {}
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = list(schema.get("properties", {}))
         owner = error.instance.get("type")
-        owner = f" for {owner} layer" if isinstance(owner, str) else ""
+        what = "optimizer" if "optimizer" in path else "layer"
+        owner = f" for {owner} {what}" if isinstance(owner, str) else ""
         extras = [k for k in error.instance if k not in allowed]
         return [located.error(path + (key,), f"unknown key '{key}'{owner}"
                               f"{_did_you_mean(key, allowed)} (allowed: {', '.join(allowed)})",
@@ -66,12 +150,16 @@ def _schema_error(located: Located, error) -> list:
         expected = error.validator_value
         expected = " or ".join(expected) if isinstance(expected, list) else expected
         return [located.error(path, f"expected {expected}, got "
-                                    f"{type(error.instance).__name__} "
+                                    f"{_json_type(error.instance)} "
                                     f"{_describe(error.instance)}")]
     if error.validator == "pattern":
         return [located.error(path, f"{_describe(error.instance)} is not a valid name "
                                     "(letters, digits and _, not starting with a digit)")]
     message = error.message
+    shown = repr(error.instance)
+    if len(shown) > 60 and shown in message:
+        # "999...999 is greater than the maximum of 16777216": keep what is wrong visible.
+        message = message.replace(shown, _describe(error.instance))
     return [located.error(path, message if len(message) <= 200 else message[:197] + "...")]
 
 
@@ -88,6 +176,125 @@ def schema_errors(located: Located) -> list:
     return unique
 
 
+# -- training jobs -----------------------------------------------------------------------
+def training_errors(located: Located) -> list:
+    """What ``graphspec train`` would refuse in a schema-valid ``training:`` section.
+
+    For ``validate`` (not ``load``: a spec whose training job has a typo can still be
+    built and run); call it after :func:`schema_errors` found nothing.
+
+    The job's model, output names, built-in losses, metrics and optimizers, and every
+    expression (custom losses, terms, added losses, state updates) parsed against the
+    whitelist with the names the trainer binds — so ``validate`` in CI catches
+    ``y_pred.__class__`` or a typo in ``loss: msee`` before anyone trains. Mirrors
+    :func:`graphspec.train.job.build_job`, which checks the same at train time.
+    """
+    data = located.data
+    jobs = data.get("training") if isinstance(data, dict) else None
+    if not isinstance(jobs, dict):
+        return []
+    from ..expr import ExprError, parse_expression
+    from ..train.losses import get_loss
+    from ..train.metrics import get_metric
+    from ..train.optimizers import get_optimizer
+
+    errors = []
+    models = data.get("models") or {}
+
+    def err(path, message):
+        errors.append(located.error(path, message))
+
+    def built_in(path, fn, value):
+        try:
+            fn(value)
+        except GraphspecError as exc:
+            message = getattr(exc, "message", str(exc))
+            err(path + _subpath(getattr(exc, "path", ""), value), message)
+
+    def expression(path, text, names):
+        try:
+            parse_expression(text, names)
+        except ExprError as exc:
+            err(path, f"{exc.message} (at character {exc.col + 1} of the expression)")
+
+    def one_loss(path, spec):
+        if isinstance(spec, dict) and "expr" in spec:
+            expression(path + ("expr",), spec["expr"], {"y_true", "y_pred"})
+        else:
+            built_in(path, get_loss, spec)
+
+    for job_name, job in jobs.items():
+        path = ("training", job_name)
+        model = models.get(job["model"])
+        if model is None:
+            err(path + ("model",), f"training job '{job_name}' names model '{job['model']}', "
+                                   f"which the spec does not declare"
+                                   f"{_did_you_mean(job['model'], models)} (models: "
+                                   f"{', '.join(models)})")
+        outputs = list(model["outputs"]) if model else None
+        loss = job.get("loss")
+        if isinstance(loss, dict) and "name" not in loss and "expr" not in loss:
+            for out, spec in loss.items():
+                if outputs is not None and out not in outputs:
+                    err(path + ("loss", out), f"loss for '{out}', which is not an output of "
+                                              f"model '{job['model']}'"
+                                              f"{_did_you_mean(out, outputs)} (outputs: "
+                                              f"{', '.join(outputs)})")
+                one_loss(path + ("loss", out), spec)
+            missing = [o for o in outputs or [] if o not in loss]
+            if missing:
+                err(path + ("loss",), f"losses are given by output name but output(s) "
+                                      f"{', '.join(missing)} of model '{job['model']}' "
+                                      "have none")
+        elif loss is not None:
+            one_loss(path + ("loss",), loss)
+        for out in job.get("loss_weights", {}):
+            if outputs is not None and out not in outputs:
+                err(path + ("loss_weights", out), f"loss weight for '{out}', which is not "
+                                                  f"an output of model '{job['model']}'"
+                                                  f"{_did_you_mean(out, outputs)}")
+        metrics = job.get("metrics", [])
+        per_output = metrics if isinstance(metrics, dict) else {None: metrics}
+        for out, names in per_output.items():
+            where = path + ("metrics",) + ((out,) if out is not None else ())
+            if out is not None and outputs is not None and out not in outputs:
+                err(where, f"metrics for '{out}', which is not an output of model "
+                           f"'{job['model']}'{_did_you_mean(out, outputs)}")
+            for i, name in enumerate(names):
+                built_in(where + (i,), get_metric, name)
+        if "optimizer" in job:
+            built_in(path + ("optimizer",), get_optimizer, job["optimizer"])
+        if model is None:
+            continue
+        tensors = list(model["inputs"])
+        for call in model["calls"]:
+            tensors += call["out"] if isinstance(call["out"], list) else [call["out"]]
+        states = list(job.get("state", {}))
+        terms = []
+        for name, text in job.get("terms", {}).items():
+            expression(path + ("terms", name), text, set(tensors + states + terms))
+            terms.append(name)
+        scope = set(tensors + states + terms)
+        for i, item in enumerate(job.get("added_losses", [])):
+            if isinstance(item, str):
+                expression(path + ("added_losses", i), item, scope)
+            else:
+                expression(path + ("added_losses", i, "expr"), item["expr"], scope)
+        for name, state in job.get("state", {}).items():
+            expression(path + ("state", name, "update"), state["update"], set(states + terms))
+    return errors
+
+
+def _subpath(error_path: str, value) -> tuple:
+    """``optimizer.momentum`` from a training-module error, relative to the job key."""
+    parts = [p for p in str(error_path or "").split(".") if p]
+    if parts and parts[0] in ("loss", "optimizer", "metrics"):
+        parts = parts[1:]
+    if parts and isinstance(value, dict) and parts[0] in value:
+        return (parts[0],)
+    return ()
+
+
 def substitute_params(located: Located, overrides: dict | None = None) -> list:
     """Replace ``"${name}"`` values by ``params`` entries (``overrides`` win), in place.
 
@@ -101,7 +308,7 @@ def substitute_params(located: Located, overrides: dict | None = None) -> list:
     errors = []
     for name in overrides or {}:
         if name not in params:
-            errors.append(SpecError(f"--set {name}: the spec declares no param '{name}'"
+            errors.append(spec_error(f"--set {name}: the spec declares no param '{name}'"
                                     f"{_did_you_mean(name, params)} (params: "
                                     f"{', '.join(params) or 'none'})", located.file, 1, 1))
     values = dict(params)
