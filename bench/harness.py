@@ -70,11 +70,15 @@ def alternate(fns: dict, budget: float, warmup: int = 3, block_seconds: float = 
     per_call = {}
     for name in names:
         time.sleep(pause)
-        fn = fns[name]
-        t0 = clock()
-        for _ in range(warmup):
+        fn, times = fns[name], []
+        start = clock()
+        while len(times) < warmup or clock() - start < 0.1:
+            t0 = clock()
             fn()
-        per_call[name] = max((clock() - t0) / warmup, 1e-7)
+            times.append(clock() - t0)
+            if len(times) >= 1000:
+                break
+        per_call[name] = max(statistics.median(times[1:] or times), 1e-7)
     calls = {name: settle_calls + int(min(1000, max(3, block_seconds / per_call[name])))
              for name in names}
     round_time = sum(calls[n] * per_call[n] for n in names)

@@ -1,6 +1,8 @@
 """Reductions over axes: sum, mean, max, min (Keras ``axis``/``keepdims`` semantics)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..autodiff.engine import Variable, as_variable, result
@@ -31,7 +33,8 @@ def sum_(a, axis=None, keepdims=False) -> Variable:
 def mean(a, axis=None, keepdims=False) -> Variable:
     a = as_variable(a)
     axes = _axes(axis, a.data.ndim)
-    count = int(np.prod([a.shape[i] for i in axes])) if axes else 1
+    shape = a.data.shape
+    count = math.prod(shape[i] for i in axes) if axes else 1
     out = a.data.mean(axis=axes, keepdims=keepdims)
     return result(out, (a,),
                   lambda g: (np.broadcast_to(_expand(g, axes, keepdims) / count, a.shape),))
