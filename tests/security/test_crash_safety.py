@@ -218,6 +218,7 @@ def nan_run(tmp_path):
     return spec, data
 
 
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
 def test_nan_loss_stops_with_epoch_and_batch(tmp_path, nan_run):
     spec, data = nan_run
     out = tmp_path / "out.npz"
@@ -229,6 +230,7 @@ def test_nan_loss_stops_with_epoch_and_batch(tmp_path, nan_run):
     assert not out.exists()
 
 
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
 def test_on_nan_skip_skips_those_batches_and_finishes(tmp_path, nan_run):
     spec, data = nan_run
     out = tmp_path / "out.npz"

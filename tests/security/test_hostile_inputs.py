@@ -394,7 +394,7 @@ def test_validate_reports_training_expression_escapes(tmp_path, field):
 
 @pytest.mark.xfail(strict=True, reason="train/job.py errors (TrainingConfigError) do not "
                    "name the spec: 'error: loss of 'probs': ...'; fix: build_job raises "
-                   "f'{graph.file}: ...' or the CLI prefixes the spec path")
+                   "f'{graph.file}: ...' or cli/train_commands.py prefixes the spec path")
 def test_train_names_the_spec_of_a_bad_custom_loss(tmp_path, trained):
     _, _, data, _, _ = trained
     spec = _job_spec(tmp_path, "custom-loss", ESCAPES["attribute"][0])
@@ -475,8 +475,8 @@ def test_resume_without_or_from_a_forged_checkpoint(tmp_path, trained):
            names=tmp_path / "ck" / "checkpoint.npz")
 
 
-@pytest.mark.xfail(strict=True, reason="cli.train writes -o before --history and only then "
-                   "finds the history directory missing; fix: call "
+@pytest.mark.xfail(strict=True, reason="cli/train_commands.py train() writes -o before "
+                   "--history and only then finds the history directory missing; fix: call "
                    "io.files.check_output_path() on -o and --history before training")
 def test_history_into_a_missing_directory_fails_before_training(tmp_path, trained):
     spec, _, data, _, _ = trained
@@ -658,6 +658,7 @@ def test_predict_inputs_that_do_not_fit(tmp_path, trained, array, what):
 @pytest.mark.xfail(strict=True, reason="graph/model.py as_input_array casts complex inputs to "
                    "float (ComplexWarning, imaginary part dropped, exit 0); fix: refuse "
                    "np.iscomplexobj(array) like other non-real dtypes")
+@pytest.mark.filterwarnings("ignore::numpy.exceptions.ComplexWarning")
 def test_complex_inputs_are_refused(tmp_path, trained):
     spec = trained[0]
     bad = tmp_path / "complex.npy"
@@ -693,9 +694,10 @@ def test_training_data_with_no_samples(tmp_path, trained):
            mentions=["no samples"], names="")
 
 
-@pytest.mark.xfail(strict=True, reason="cli/trainer: data errors name the array, not the "
-                   "--data file ('error: target 'probs' contains NaN or Inf'); fix: in "
-                   "cli.train/evaluate, prefix InputErrors of split_data with the data path")
+@pytest.mark.xfail(strict=True, reason="data errors name the array, not the --data file "
+                   "('error: target 'probs' contains NaN or Inf'); fix: in "
+                   "cli/train_commands.py train/evaluate, prefix the InputErrors of "
+                   "Trainer.split_data with the data path")
 def test_data_errors_name_the_data_file(tmp_path, trained):
     spec, _, _, x, y = trained
     bad = tmp_path / "bad.npz"
