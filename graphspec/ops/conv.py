@@ -6,9 +6,9 @@ channels)`` as images of height 1. Kernels are HWIO ``(kh, kw, in, out)``.
 Convolution is im2col plus ONE matrix product: the padded input is viewed as sliding
 windows (no copy), copied once into a ``(batch*oh*ow, kh*kw*in)`` patch matrix and
 multiplied by the kernel reshaped to ``(kh*kw*in, out)``. Its backward is two more
-products: ``patches.T @ g`` for the kernel, and ``g @ kernel.T`` tap by tap, each tap's
-result added into the (padded) input gradient at its shifted position ("col2im"). The
-loops run over kernel taps only, never over pixels or batch elements.
+products: ``patches.T @ g`` for the kernel (and bias), and ``g @ kernel.T`` tap by tap,
+each tap's result added into the (padded) input gradient at its shifted position
+("col2im"). The loops run over kernel taps only, never over pixels or batch elements.
 
 Padding follows TensorFlow exactly: 'same' pads ``max((ceil(n/s)-1)*s + (k-1)*d + 1 - n,
 0)`` in total, the smaller half before and the extra element after; 'causal' (1-D

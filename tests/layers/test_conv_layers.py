@@ -558,7 +558,7 @@ def test_conv2d_partial_gradients(cfg):
     same as when everything is trained (the bias gradient takes another path)."""
     layer = build(Conv2D("c", cfg), (5, 5, 2))
     x = np.random.default_rng(3).standard_normal((2, 5, 5, 2))
-    out, gx, gw = ours(layer, x, None)
+    _, gx, gw = ours(layer, x, None)
     for frozen in ("kernel", "bias", "input"):
         with recording():
             xv = Variable(x.copy(), requires_grad=frozen != "input")
