@@ -63,8 +63,8 @@ def linear(x, kernel, bias=None, relu: bool = False) -> Variable:
     parents = (x, kernel) if bias is None else (x, kernel, bias)
 
     def backward(g):
-        if relu:
-            g = g * (out > 0)
+        if relu:   # into a fresh array: ``g`` may be shared with other consumers
+            g = np.multiply(g, out > 0, out=np.empty(g.shape, g.dtype))
         g2 = g.reshape(-1, kd.shape[1])
         gx = gk = gb = None
         if kernel.requires_grad:
