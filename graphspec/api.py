@@ -10,6 +10,7 @@ from .errors import SpecError, SpecErrors
 from .graph.graph import Graph
 from .spec.loader import Located, load_file, load_text
 from .spec.validate import schema_errors, substitute_params
+from .train.job import job_problems
 
 
 def _check(located: Located, params: dict | None, dtype: str):
@@ -23,12 +24,20 @@ def _check(located: Located, params: dict | None, dtype: str):
 
 
 def validate(path, params: dict | None = None) -> list:
-    """Every problem in the spec at ``path`` as located SpecErrors ([] if valid)."""
+    """Every problem in the spec at ``path`` as located SpecErrors ([] if valid).
+
+    Training jobs are checked by the very code ``graphspec train`` runs, so a spec that
+    validates also trains (as far as the spec alone can tell)."""
     try:
         located = load_file(path)
     except SpecError as exc:
         return [exc]
-    return _check(located, params, "float32")[0]
+    errors, compiler = _check(located, params, "float32")
+    if errors:
+        return errors
+    graph = Graph(located.file, compiler.layers, compiler.models,
+                  located.data.get("training"), spec=located.data)
+    return [located.error(where, message) for where, message in job_problems(graph)]
 
 
 def _build(located: Located, params, dtype, seed, initialize) -> Graph:

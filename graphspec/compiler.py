@@ -11,12 +11,14 @@ run reports them all.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 
 from .errors import GraphspecError, SpecError
 from .expr import ExprError
 from .graph.model import Model
 from .graph.node import History, Node, SymbolicTensor
+from .layers.base import MAX_WEIGHT_ELEMENTS
 from .layers.registry import REGISTRY
 from .spec.loader import Located
 from .spec.schema import COMMON_LAYER_KEYS
@@ -196,6 +198,14 @@ class Compiler:
         except GraphspecError as exc:
             self.error(path, f"{layer.TYPE} '{layer.name}': {_message(exc)}"
                        if layer.name not in _message(exc) else _message(exc))
+            for out_name in out_names:
+                tensors[out_name] = _BROKEN
+            return None
+        too_big = [s for s in out_shapes
+                   if math.prod(d or 1 for d in s[1:]) > MAX_WEIGHT_ELEMENTS]
+        if too_big:
+            self.error(path, f"{layer.TYPE} '{layer.name}' would produce {too_big[0]}: too large "
+                             f"(more than {MAX_WEIGHT_ELEMENTS} values per sample)")
             for out_name in out_names:
                 tensors[out_name] = _BROKEN
             return None

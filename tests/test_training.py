@@ -118,7 +118,9 @@ def test_losses_by_name_must_cover_every_output(tmp_path):
     text = MULTI.replace("loss: {main_output: binary_crossentropy, aux_output: mse}",
                          "loss: {main_output: binary_crossentropy}")
     graph = graphspec.load(write_spec(tmp_path, text), seed=0)
-    with pytest.raises(graphspec.GraphspecError, match=r"missing \['aux_output'\]"):
+    with pytest.raises(graphspec.GraphspecError,
+                       match=r"training.by_name.loss: losses are given by output name, but "
+                             r"\['aux_output'\] of model 'two_heads' have none"):
         graph.models["two_heads"].trainer("by_name")
 
 

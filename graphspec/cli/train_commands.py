@@ -1,13 +1,15 @@
 """Commands that train: train, evaluate."""
 from __future__ import annotations
 
+import contextlib
 import json
 
 import click
 
-from ..io.files import load_npz, save_json
+from ..errors import InputError
+from ..io.files import check_output_path, load_npz, save_json
 from ..train.job import build_job
-from ..train.trainer import Trainer
+from ..train.trainer import DataError, Trainer
 from .common import friendly_errors, load_graph, seed_option, set_option
 
 
@@ -23,6 +25,15 @@ def _job_overrides(loss, optimizer, learning_rate, epochs, batch_size, validatio
     if freeze:
         overrides["freeze"] = list(freeze)
     return overrides
+
+
+@contextlib.contextmanager
+def _naming(data_path):
+    """Data problems name the --data file they came from."""
+    try:
+        yield
+    except DataError as exc:
+        raise InputError(f"{data_path}: {exc}") from None
 
 
 @click.command()
@@ -58,9 +69,13 @@ def train(spec, model_name, job_name, data, epochs, batch_size, weights, output,
     overrides = _job_overrides(loss, optimizer, learning_rate, epochs, batch_size,
                                validation_split, freeze)
     trainer = Trainer(graph, build_job(graph, job_name, model_name, overrides))
+    for path in (output, history):     # a typo in a directory fails now, not after training
+        if path:
+            check_output_path(path)
     arrays = load_npz(data)
-    result = trainer.fit(arrays, seed=seed, checkpoint_dir=checkpoint_dir, resume=resume,
-                         on_nan=on_nan)
+    with _naming(data):
+        result = trainer.fit(arrays, seed=seed, checkpoint_dir=checkpoint_dir, resume=resume,
+                             on_nan=on_nan)
     graph.save_weights(output, extra=trainer.state_arrays())
     final = {k: v[-1] for k, v in result.items()}
     click.echo(f"trained '{trainer.model.name}' for {trainer.epoch} epoch(s): " +
@@ -87,7 +102,8 @@ def evaluate(spec, model_name, job_name, data, weights, batch_size, loss, fmt, s
     """Loss and metrics of a model on DATA.npz (no training)."""
     graph = load_graph(spec, seed, weights, params)
     job = build_job(graph, job_name, model_name, {"loss": loss} if loss else {})
-    result = Trainer(graph, job).evaluate(load_npz(data), batch_size)
+    with _naming(data):
+        result = Trainer(graph, job).evaluate(load_npz(data), batch_size)
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
     else:

@@ -232,6 +232,9 @@ def shapes_compatible(expected: tuple, got: tuple) -> bool:
 
 def as_input_array(tensor, value, model_name: str) -> np.ndarray:
     array = np.asarray(value)
+    if np.iscomplexobj(array):
+        raise InputError(f"input '{tensor.name}' of model '{model_name}' is complex; "
+                         "graphspec takes real numbers only")
     if array.dtype == object or not (np.issubdtype(array.dtype, np.number)
                                      or array.dtype == bool):
         raise InputError(f"input '{tensor.name}' of model '{model_name}' must be a numeric "

@@ -16,6 +16,7 @@ the same weights. A layer class declares:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -109,7 +110,7 @@ class Layer:
         """Fix weight shapes at the first call; later calls must fit the same weights."""
         specs = {s.name: s for s in self.weight_specs(input_shapes)}
         for spec in specs.values():
-            if int(np.prod(spec.shape, dtype=np.float64)) > MAX_WEIGHT_ELEMENTS:
+            if math.prod(spec.shape) > MAX_WEIGHT_ELEMENTS:
                 raise ShapeError(f"weight '{self.name}/{spec.name}' of shape {spec.shape} "
                                  f"is larger than the {MAX_WEIGHT_ELEMENTS} element limit")
         if not self.weight_shapes:
@@ -128,7 +129,7 @@ class Layer:
         """(trainable, non-trainable) element counts of this layer's own weights."""
         trainable = non_trainable = 0
         for spec in self.weight_shapes.values():
-            n = int(np.prod(spec.shape))
+            n = math.prod(spec.shape)
             if spec.trainable and self.trainable:
                 trainable += n
             else:
@@ -213,4 +214,4 @@ def known_feature_size(shape, layer: Layer) -> int:
     if any(d is None for d in shape[1:]):
         raise ShapeError(f"{layer.TYPE} layer '{layer.name}' needs fully known feature "
                          f"dimensions, got {shape}")
-    return int(np.prod(shape[1:], dtype=np.int64))
+    return math.prod(shape[1:])   # exact: int64 np.prod wraps around for huge shapes

@@ -1,7 +1,8 @@
 """Reshape: Reshapes the features to target_shape (batch excluded; one -1 allowed)."""
 from __future__ import annotations
 
-import numpy as np
+import math
+
 
 from .. import ops
 from ..errors import ShapeError
@@ -22,7 +23,7 @@ class Reshape(Layer):
         if target.count(-1) > 1 or 0 in target:
             raise ShapeError(f"Reshape '{self.name}': target_shape {tuple(target)} may hold "
                              "at most one -1 and no 0")
-        known = int(np.prod([t for t in target if t != -1], dtype=np.int64))
+        known = math.prod(t for t in target if t != -1)
         if -1 in target:
             if size % known:
                 raise ShapeError(f"Reshape '{self.name}': cannot reshape {shape[1:]} "

@@ -49,7 +49,8 @@ def _extreme(a, axis, keepdims, reducer):
 
     def backward(g):
         mask = a.data == kept
-        share = mask / mask.sum(axis=axes, keepdims=True)
+        # ties share equally; the count is cast so float32 gradients stay float32
+        share = mask * (1 / mask.sum(axis=axes, keepdims=True)).astype(g.dtype)
         return (share * _expand(g, axes, keepdims),)
     return result(out, (a,), backward)
 

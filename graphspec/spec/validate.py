@@ -13,7 +13,6 @@ import re
 import jsonschema
 from jsonschema.exceptions import best_match
 
-from ..errors import GraphspecError
 from .loader import Located, spec_error
 from .schema import spec_schema
 
@@ -177,124 +176,6 @@ def schema_errors(located: Located) -> list:
 
 
 # -- training jobs -----------------------------------------------------------------------
-def training_errors(located: Located) -> list:
-    """What ``graphspec train`` would refuse in a schema-valid ``training:`` section.
-
-    For ``validate`` (not ``load``: a spec whose training job has a typo can still be
-    built and run); call it after :func:`schema_errors` found nothing.
-
-    The job's model, output names, built-in losses, metrics and optimizers, and every
-    expression (custom losses, terms, added losses, state updates) parsed against the
-    whitelist with the names the trainer binds — so ``validate`` in CI catches
-    ``y_pred.__class__`` or a typo in ``loss: msee`` before anyone trains. Mirrors
-    :func:`graphspec.train.job.build_job`, which checks the same at train time.
-    """
-    data = located.data
-    jobs = data.get("training") if isinstance(data, dict) else None
-    if not isinstance(jobs, dict):
-        return []
-    from ..expr import ExprError, parse_expression
-    from ..train.losses import get_loss
-    from ..train.metrics import get_metric
-    from ..train.optimizers import get_optimizer
-
-    errors = []
-    models = data.get("models") or {}
-
-    def err(path, message):
-        errors.append(located.error(path, message))
-
-    def built_in(path, fn, value):
-        try:
-            fn(value)
-        except GraphspecError as exc:
-            message = getattr(exc, "message", str(exc))
-            err(path + _subpath(getattr(exc, "path", ""), value), message)
-
-    def expression(path, text, names):
-        try:
-            parse_expression(text, names)
-        except ExprError as exc:
-            err(path, f"{exc.message} (at character {exc.col + 1} of the expression)")
-
-    def one_loss(path, spec):
-        if isinstance(spec, dict) and "expr" in spec:
-            expression(path + ("expr",), spec["expr"], {"y_true", "y_pred"})
-        else:
-            built_in(path, get_loss, spec)
-
-    for job_name, job in jobs.items():
-        path = ("training", job_name)
-        model = models.get(job["model"])
-        if model is None:
-            err(path + ("model",), f"training job '{job_name}' names model '{job['model']}', "
-                                   f"which the spec does not declare"
-                                   f"{_did_you_mean(job['model'], models)} (models: "
-                                   f"{', '.join(models)})")
-        outputs = list(model["outputs"]) if model else None
-        loss = job.get("loss")
-        if isinstance(loss, dict) and "name" not in loss and "expr" not in loss:
-            for out, spec in loss.items():
-                if outputs is not None and out not in outputs:
-                    err(path + ("loss", out), f"loss for '{out}', which is not an output of "
-                                              f"model '{job['model']}'"
-                                              f"{_did_you_mean(out, outputs)} (outputs: "
-                                              f"{', '.join(outputs)})")
-                one_loss(path + ("loss", out), spec)
-            missing = [o for o in outputs or [] if o not in loss]
-            if missing:
-                err(path + ("loss",), f"losses are given by output name but output(s) "
-                                      f"{', '.join(missing)} of model '{job['model']}' "
-                                      "have none")
-        elif loss is not None:
-            one_loss(path + ("loss",), loss)
-        for out in job.get("loss_weights", {}):
-            if outputs is not None and out not in outputs:
-                err(path + ("loss_weights", out), f"loss weight for '{out}', which is not "
-                                                  f"an output of model '{job['model']}'"
-                                                  f"{_did_you_mean(out, outputs)}")
-        metrics = job.get("metrics", [])
-        per_output = metrics if isinstance(metrics, dict) else {None: metrics}
-        for out, names in per_output.items():
-            where = path + ("metrics",) + ((out,) if out is not None else ())
-            if out is not None and outputs is not None and out not in outputs:
-                err(where, f"metrics for '{out}', which is not an output of model "
-                           f"'{job['model']}'{_did_you_mean(out, outputs)}")
-            for i, name in enumerate(names):
-                built_in(where + (i,), get_metric, name)
-        if "optimizer" in job:
-            built_in(path + ("optimizer",), get_optimizer, job["optimizer"])
-        if model is None:
-            continue
-        tensors = list(model["inputs"])
-        for call in model["calls"]:
-            tensors += call["out"] if isinstance(call["out"], list) else [call["out"]]
-        states = list(job.get("state", {}))
-        terms = []
-        for name, text in job.get("terms", {}).items():
-            expression(path + ("terms", name), text, set(tensors + states + terms))
-            terms.append(name)
-        scope = set(tensors + states + terms)
-        for i, item in enumerate(job.get("added_losses", [])):
-            if isinstance(item, str):
-                expression(path + ("added_losses", i), item, scope)
-            else:
-                expression(path + ("added_losses", i, "expr"), item["expr"], scope)
-        for name, state in job.get("state", {}).items():
-            expression(path + ("state", name, "update"), state["update"], set(states + terms))
-    return errors
-
-
-def _subpath(error_path: str, value) -> tuple:
-    """``optimizer.momentum`` from a training-module error, relative to the job key."""
-    parts = [p for p in str(error_path or "").split(".") if p]
-    if parts and parts[0] in ("loss", "optimizer", "metrics"):
-        parts = parts[1:]
-    if parts and isinstance(value, dict) and parts[0] in value:
-        return (parts[0],)
-    return ()
-
-
 def substitute_params(located: Located, overrides: dict | None = None) -> list:
     """Replace ``"${name}"`` values by ``params`` entries (``overrides`` win), in place.
 

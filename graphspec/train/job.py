@@ -3,6 +3,7 @@ against one compiled model — losses per output, loss weights, extra terms, sta
 loss variables, frozen layers, optimizer and metrics."""
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,76 +67,140 @@ class TrainingJob:
     shuffle: bool = True
 
 
-def _expr(text, names, where):
-    try:
-        return parse_expression(text, set(names))
-    except ExprError as exc:
-        raise TrainingConfigError(f"{where}: {exc}") from None
+class _Problems:
+    """Problems found while resolving a job, each with its path under ``training.JOB``.
+
+    ``build_job`` raises the first; ``job_problems`` (for ``graphspec validate``) returns
+    them all, so train time and validate time check exactly the same things.
+    """
+
+    def __init__(self):
+        self.items = []
+
+    def add(self, path, message):
+        self.items.append((tuple(path), message))
+
+    def attempt(self, path, fn, *args):
+        """``fn(*args)``, or None with the error recorded at ``path``."""
+        try:
+            return fn(*args)
+        except ExprError as exc:
+            self.add(path, f"{exc.message} (at character {exc.col + 1} of the expression)")
+        except GraphspecError as exc:
+            self.add(path, getattr(exc, "message", None) or str(exc))
+        return None
 
 
-def build_job(graph, job_name: str | None = None, model_name: str | None = None,
-              overrides: dict | None = None) -> TrainingJob:
-    """Resolve a ``training:`` entry (or flags alone) into a :class:`TrainingJob`."""
+def _did_you_mean(word, choices) -> str:
+    close = difflib.get_close_matches(str(word), list(choices), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _select_config(graph, job_name, model_name, overrides):
     jobs = graph.training
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     if job_name is None and jobs:
         candidates = [n for n, j in jobs.items() if model_name in (None, j["model"])]
         job_name = candidates[0] if candidates else None
     if job_name is not None and job_name not in jobs:
-        raise InputError(f"{graph.file} has no training job '{job_name}' "
-                         f"(jobs: {', '.join(jobs) or 'none'})")
+        raise InputError(f"{graph.file} has no training job '{job_name}'"
+                         f"{_did_you_mean(job_name, jobs)} (jobs: {', '.join(jobs) or 'none'})")
     config = dict(jobs[job_name]) if job_name else {}
     config.update(overrides)
-    model = graph.model(model_name or config.get("model"))
+    return job_name, config
+
+
+def _resolve(graph, config, problems: _Problems, model_name=None):
+    """Every part of a job, resolved against the compiled model; problems recorded."""
+    name = model_name or config.get("model")
+    if name not in graph.models:
+        problems.add(("model",), f"model '{name}' is not declared"
+                                 f"{_did_you_mean(name, graph.models)} (models: "
+                                 f"{', '.join(graph.models)})")
+        return None
+    model = graph.models[name]
     if "loss" not in config and not config.get("added_losses"):
-        raise InputError(f"no loss for model '{model.name}': add a training job to the spec "
-                         "or pass --loss NAME")
+        problems.add((), f"no loss for model '{model.name}': give the job a loss or "
+                         "added_losses, or pass --loss NAME")
+        return None
     # A job may train on added losses alone (BEGAN's discriminator): then no output has
     # a loss and the data holds no targets.
-    losses, loss_names = _output_losses(model, config["loss"]) if "loss" in config else ({}, {})
+    losses, loss_names = _output_losses(model, config.get("loss"), problems)
     weights = config.get("loss_weights", {})
-    unknown = [n for n in weights if n not in losses]
-    if unknown:
-        raise TrainingConfigError(f"loss_weights names {unknown}, but model '{model.name}' "
-                                  f"has outputs with losses {list(losses)}")
-    tensor_names = model.input_names + [t.name for n in model.nodes for t in n.output_tensors]
-    state_names = list(config.get("state", {}))
+    for out in weights:
+        if out not in losses:
+            problems.add(("loss_weights", out), f"loss weight for '{out}', which is not an "
+                                               f"output of model '{model.name}' with a loss"
+                                               f"{_did_you_mean(out, losses)}")
+    tensors = model.input_names + [t.name for n in model.nodes for t in n.output_tensors]
+    states = list(config.get("state", {}))
     terms = {}
-    for name, text in config.get("terms", {}).items():
-        terms[name] = _expr(text, tensor_names + state_names + list(terms), f"term '{name}'")
-    scope = tensor_names + state_names + list(terms)
+    for term, text in config.get("terms", {}).items():
+        terms[term] = problems.attempt(("terms", term), parse_expression, text,
+                                       set(tensors + states + list(terms)))
+    scope = set(tensors + states + list(terms))
     added = []
     for i, item in enumerate(config.get("added_losses", [])):
-        text, weight = (item, 1.0) if isinstance(item, str) else (item["expr"],
-                                                                   item.get("weight", 1.0))
-        added.append((_expr(text, scope, f"added_losses[{i}]"), float(weight)))
-    state = {name: StateVariable(name, float(s["initial"]),
-                                 _expr(s["update"], state_names + list(terms),
-                                       f"state '{name}' update"))
-             for name, s in config.get("state", {}).items()}
+        text, weight, where = (item, 1.0, ("added_losses", i)) if isinstance(item, str) else \
+            (item["expr"], item.get("weight", 1.0), ("added_losses", i, "expr"))
+        added.append((problems.attempt(where, parse_expression, text, scope), float(weight)))
+    state = {}
+    for var, spec in config.get("state", {}).items():
+        update = problems.attempt(("state", var, "update"), parse_expression, spec["update"],
+                                  set(states + list(terms)))
+        state[var] = StateVariable(var, float(spec["initial"]), update)
     freeze = set(config.get("freeze", []))
-    known = set(graph.layers) | set(graph.models)
-    if freeze - known:
-        raise TrainingConfigError(f"freeze names {sorted(freeze - known)}, which are neither "
-                                  "layers nor models of the spec")
+    for i, frozen in enumerate(config.get("freeze", [])):
+        if frozen not in graph.layers and frozen not in graph.models:
+            problems.add(("freeze", i), f"'{frozen}' is neither a layer nor a model of the spec"
+                                        f"{_did_you_mean(frozen, list(graph.layers) + list(graph.models))}")
+    optimizer = problems.attempt(("optimizer",), get_optimizer, config.get("optimizer", "rmsprop"))
+    metrics = _metrics(model, config.get("metrics", []), loss_names, problems)
     return TrainingJob(
         model=model, losses=losses, loss_names=loss_names,
         loss_weights={n: float(weights.get(n, 1.0)) for n in losses},
-        terms=terms, added_losses=added, state=state, freeze=freeze,
-        optimizer=get_optimizer(config.get("optimizer", "rmsprop")),
-        metrics=_metrics(model, config.get("metrics", []), loss_names),
-        epochs=int(config.get("epochs", 1)), batch_size=int(config.get("batch_size", 32)),
+        terms=terms, added_losses=added, state=state, freeze=freeze, optimizer=optimizer,
+        metrics=metrics, epochs=int(config.get("epochs", 1)),
+        batch_size=int(config.get("batch_size", 32)),
         validation_split=float(config.get("validation_split", 0.0)),
         shuffle=bool(config.get("shuffle", True)))
 
 
-def _one_loss(spec, output):
+def build_job(graph, job_name: str | None = None, model_name: str | None = None,
+              overrides: dict | None = None) -> TrainingJob:
+    """Resolve a ``training:`` entry (or flags alone) into a :class:`TrainingJob`."""
+    job_name, config = _select_config(graph, job_name, model_name, overrides)
+    problems = _Problems()
+    job = _resolve(graph, config, problems, model_name)
+    if problems.items:
+        path, message = problems.items[0]
+        where = ".".join(str(p) for p in ("training", job_name) + path) if job_name else "job"
+        more = f" (and {len(problems.items) - 1} more problem(s))" if len(problems.items) > 1 else ""
+        raise TrainingConfigError(f"{graph.file}: {where}: {message}{more}")
+    return job
+
+
+def job_problems(graph) -> list:
+    """``(spec path, message)`` for everything wrong in every training job of ``graph``."""
+    found = []
+    for job_name, config in graph.training.items():
+        problems = _Problems()
+        _resolve(graph, dict(config), problems)
+        found += [(("training", job_name) + path, message) for path, message in problems.items]
+    return found
+
+
+def _one_loss(spec, output, problems, path):
     if isinstance(spec, dict) and "expr" in spec:
-        expression = _expr(spec["expr"], ["y_true", "y_pred"], f"loss of '{output.name}'")
+        expression = problems.attempt(path + ("expr",), parse_expression, spec["expr"],
+                                      {"y_true", "y_pred"})
+        if expression is None:
+            return None, "custom"
         loss = CustomLoss(expression)
-        _check_custom_loss(loss, output)
+        if problems.attempt(path + ("expr",), _check_custom_loss, loss, output) is None:
+            return None, "custom"
         return loss, "custom"
-    loss = get_loss(spec)
+    loss = problems.attempt(path, get_loss, spec)
     return loss, getattr(loss, "name", str(spec))
 
 
@@ -144,33 +209,41 @@ def _check_custom_loss(loss, output):
     shape = (2,) + tuple(1 if d is None else d for d in output.shape[1:])
     with recording(False):
         loss(np.zeros(shape), Variable(np.full(shape, 0.5, np.float32)))
+    return True
 
 
-def _output_losses(model, spec):
+def _output_losses(model, spec, problems):
+    if spec is None:
+        return {}, {}
     is_mapping = isinstance(spec, dict) and "name" not in spec and "expr" not in spec
     if is_mapping:
-        unknown = [n for n in spec if n not in model.output_names]
+        for out in spec:
+            if out not in model.output_names:
+                problems.add(("loss", out), f"loss for '{out}', which is not an output of "
+                                            f"model '{model.name}'"
+                                            f"{_did_you_mean(out, model.output_names)} "
+                                            f"(outputs: {', '.join(model.output_names)})")
         missing = [n for n in model.output_names if n not in spec]
-        if unknown or missing:
-            raise TrainingConfigError(
-                f"losses are given by output name, but {'unknown ' + str(unknown) if unknown else ''}"
-                f"{' and ' if unknown and missing else ''}"
-                f"{'missing ' + str(missing) if missing else ''}: model '{model.name}' has "
-                f"outputs {model.output_names}")
+        if missing:
+            problems.add(("loss",), f"losses are given by output name, but {missing} of "
+                                    f"model '{model.name}' have none")
     losses, names = {}, {}
     for output in model.outputs:
+        if is_mapping and output.name not in spec:
+            continue
+        path = ("loss", output.name) if is_mapping else ("loss",)
         losses[output.name], names[output.name] = _one_loss(
-            spec[output.name] if is_mapping else spec, output)
+            spec[output.name] if is_mapping else spec, output, problems, path)
     return losses, names
 
 
-def _metrics(model, spec, loss_names):
+def _metrics(model, spec, loss_names, problems):
     per_output = spec if isinstance(spec, dict) else {n: list(spec) for n in loss_names}
-    unknown = [n for n in per_output if n not in loss_names]
-    if unknown:
-        raise TrainingConfigError(f"metrics name outputs {unknown}; model '{model.name}' has "
-                                  f"outputs with losses {list(loss_names)}")
-    for metrics in per_output.values():   # unknown names fail now, not at the first batch
-        for metric in metrics:
-            get_metric(metric)
+    for out, metrics in per_output.items():
+        where = ("metrics", out) if isinstance(spec, dict) else ("metrics",)
+        if out not in loss_names:
+            problems.add(where, f"metrics for '{out}', which is not an output of model "
+                                f"'{model.name}' with a loss{_did_you_mean(out, loss_names)}")
+        for i, metric in enumerate(metrics):  # unknown names fail now, not at the first batch
+            problems.attempt(where + (i,), get_metric, metric)
     return {name: list(metrics) for name, metrics in per_output.items()}

@@ -28,7 +28,11 @@ from .regularizers import activity_penalty, get_regularizer
 
 
 class TrainingError(GraphspecError):
-    """Training cannot go on (NaN loss, bad data)."""
+    """Training cannot go on (NaN loss)."""
+
+
+class DataError(InputError):
+    """Training or evaluation data that does not fit the model; the CLI adds the file."""
 
 
 def trainable_weight_keys(model: Model, freeze=()) -> tuple:
@@ -77,25 +81,35 @@ class Trainer:
     # -- data ----------------------------------------------------------------------------
     def split_data(self, data: dict):
         """Inputs and targets from one mapping keyed by input and output names."""
+        try:
+            return self._split_data(data)
+        except DataError:
+            raise
+        except InputError as exc:
+            raise DataError(str(exc)) from None
+
+    def _split_data(self, data: dict):
         model = self.model
         needed = model.input_names + list(self.job.losses)
         missing = [n for n in needed if n not in data]
         if missing:
-            raise InputError(f"training data for model '{model.name}' lacks {missing}; it "
+            raise DataError(f"training data for model '{model.name}' lacks {missing}; it "
                              f"needs inputs {model.input_names} and targets "
                              f"{list(self.job.losses)} (found {sorted(data)})")
         inputs = model.check_inputs({n: data[n] for n in model.input_names})
         size = next(iter(inputs.values())).shape[0]
+        if size == 0:
+            raise DataError(f"training data for model '{model.name}' has no samples")
         targets = {}
         for name in self.job.losses:
             target = np.asarray(data[name])
             if target.dtype == object or not np.issubdtype(target.dtype, np.number):
-                raise InputError(f"target '{name}' must be numeric, got dtype {target.dtype}")
+                raise DataError(f"target '{name}' must be numeric, got dtype {target.dtype}")
             if target.shape[:1] != (size,):
-                raise InputError(f"target '{name}' has {target.shape[0] if target.ndim else 0} "
+                raise DataError(f"target '{name}' has {target.shape[0] if target.ndim else 0} "
                                  f"samples, the inputs have {size}")
             if not np.all(np.isfinite(target)):
-                raise InputError(f"target '{name}' contains NaN or Inf")
+                raise DataError(f"target '{name}' contains NaN or Inf")
             targets[name] = target
         return inputs, targets, size
 
@@ -243,6 +257,8 @@ class Trainer:
         seed = int(np.random.SeedSequence().entropy % (2 ** 31)) if seed is None else seed
         inputs, targets, size = self.split_data(data)
         train_idx, val_idx = _split(size, validation_split)
+        if checkpoint_dir and not resume:
+            _make_checkpoint_dir(checkpoint_dir)   # fail now, not after the first epoch
         if resume:
             seed = self.restore(checkpoint_dir)
         for epoch in range(self.epoch, epochs):
@@ -279,7 +295,7 @@ class Trainer:
         return {f"state/{k}": np.asarray(v, dtype=np.float64) for k, v in self.state.items()}
 
     def save_checkpoint(self, directory, seed: int) -> str:
-        os.makedirs(directory, exist_ok=True)
+        _make_checkpoint_dir(directory)
         arrays = {key: var.data for key, var in self.graph.weights().items()}
         arrays.update(self.job.optimizer.state_dict())
         arrays.update(self.state_arrays())
@@ -310,6 +326,14 @@ class Trainer:
         self.epoch = int(arrays["trainer/epoch"])
         self.history = json.loads(str(arrays["trainer/history"]))
         return int(arrays["trainer/seed"])
+
+
+def _make_checkpoint_dir(directory):
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot use '{directory}' as a checkpoint directory: "
+                         f"{exc.strerror or exc}") from None
 
 
 def _split(size, validation_split):

@@ -272,18 +272,12 @@ models:
 """
 
 
-@pytest.mark.xfail(strict=True, reason="layers/reshape.py multiplies the target with int64 "
-                   "np.prod, which wraps to 0 for 2**72 -> ZeroDivisionError (exit 3); fix: "
-                   "math.prod over Python ints")
 def test_reshape_to_a_huge_target(tmp_path):
     spec = write_spec(tmp_path, RESHAPE.replace("TARGET", "[16777216, 16777216, 16777216, -1]")
                       .replace("SHAPE", "[4]"))
     refuse(tmp_path, "validate", spec, mentions=["cannot reshape"])
 
 
-@pytest.mark.xfail(strict=True, reason="layers/base.py known_feature_size uses int64 np.prod: "
-                   "a (2**24,)*4 input flattens to (None, 0) and validates; fix: math.prod, "
-                   "and the compiler should cap values per sample")
 def test_flatten_of_a_huge_input_does_not_wrap_around(tmp_path):
     spec = write_spec(tmp_path, RESHAPE.replace("{type: Reshape, target_shape: TARGET}",
                                                 "{type: Flatten}")
@@ -293,10 +287,6 @@ def test_flatten_of_a_huge_input_does_not_wrap_around(tmp_path):
     assert result.exit_code == 1, result.output
 
 
-@pytest.mark.xfail(strict=True, reason="compiler.py has no cap on values per sample: "
-                   "RepeatVector(2**24) of a 2**24 vector (2**48 values/sample) validates "
-                   "and only fails (or OOMs) at predict; fix: refuse any tensor over "
-                   "MAX_WEIGHT_ELEMENTS values per sample in _compile_call")
 def test_repeat_vector_to_a_petabyte_tensor(tmp_path):
     spec = write_spec(tmp_path, RESHAPE.replace("{type: Reshape, target_shape: TARGET}",
                                                 "{type: RepeatVector, n: 16777216}")
@@ -383,18 +373,12 @@ def test_training_expression_escapes_are_refused_by_train(tmp_path, marker, trai
            mentions=[what], names="")
 
 
-@pytest.mark.xfail(strict=True, reason="api.validate does not check training jobs; fix: in "
-                   "api.validate, when _check() found no errors, return "
-                   "spec.validate.training_errors(located) (written and tested here)")
 @pytest.mark.parametrize("field", list(JOB_FIELDS))
 def test_validate_reports_training_expression_escapes(tmp_path, field):
     spec = _job_spec(tmp_path, field, ESCAPES["subclasses"][0])
     refuse(tmp_path, "validate", spec, mentions=["attribute access"])
 
 
-@pytest.mark.xfail(strict=True, reason="train/job.py errors (TrainingConfigError) do not "
-                   "name the spec: 'error: loss of 'probs': ...'; fix: build_job raises "
-                   "f'{graph.file}: ...' or cli/train_commands.py prefixes the spec path")
 def test_train_names_the_spec_of_a_bad_custom_loss(tmp_path, trained):
     _, _, data, _, _ = trained
     spec = _job_spec(tmp_path, "custom-loss", ESCAPES["attribute"][0])
@@ -450,9 +434,6 @@ def test_checkpoint_pointing_at_an_existing_file(tmp_path, trained):
            "--checkpoint", existing, mentions=["is a file"], names=existing, code=2)
 
 
-@pytest.mark.xfail(strict=True, reason="train/trainer.py save_checkpoint's os.makedirs raises "
-                   "NotADirectoryError after the first epoch (exit 3); fix: create the "
-                   "directory at the start of fit and turn OSError into InputError")
 def test_checkpoint_directory_under_a_file(tmp_path, trained):
     spec, _, data, _, _ = trained
     existing = tmp_path / "notes.txt"
@@ -475,9 +456,6 @@ def test_resume_without_or_from_a_forged_checkpoint(tmp_path, trained):
            names=tmp_path / "ck" / "checkpoint.npz")
 
 
-@pytest.mark.xfail(strict=True, reason="cli/train_commands.py train() writes -o before "
-                   "--history and only then finds the history directory missing; fix: call "
-                   "io.files.check_output_path() on -o and --history before training")
 def test_history_into_a_missing_directory_fails_before_training(tmp_path, trained):
     spec, _, data, _, _ = trained
     refuse(tmp_path, "train", spec, "--data", data, "-o", tmp_path / "out.npz",
@@ -655,9 +633,6 @@ def test_predict_inputs_that_do_not_fit(tmp_path, trained, array, what):
            names="")
 
 
-@pytest.mark.xfail(strict=True, reason="graph/model.py as_input_array casts complex inputs to "
-                   "float (ComplexWarning, imaginary part dropped, exit 0); fix: refuse "
-                   "np.iscomplexobj(array) like other non-real dtypes")
 @pytest.mark.filterwarnings("ignore::numpy.exceptions.ComplexWarning")
 def test_complex_inputs_are_refused(tmp_path, trained):
     spec = trained[0]
@@ -684,8 +659,6 @@ def test_training_data_that_does_not_fit(tmp_path, trained, make, what):
            mentions=[what], names="")
 
 
-@pytest.mark.xfail(strict=True, reason="train/trainer.py fit with 0 samples: UnboundLocalError "
-                   "'epoch_logs' (exit 3); fix: split_data raises InputError when size == 0")
 def test_training_data_with_no_samples(tmp_path, trained):
     spec, _, _, x, y = trained
     empty = tmp_path / "empty.npz"
@@ -694,10 +667,6 @@ def test_training_data_with_no_samples(tmp_path, trained):
            mentions=["no samples"], names="")
 
 
-@pytest.mark.xfail(strict=True, reason="data errors name the array, not the --data file "
-                   "('error: target 'probs' contains NaN or Inf'); fix: in "
-                   "cli/train_commands.py train/evaluate, prefix the InputErrors of "
-                   "Trainer.split_data with the data path")
 def test_data_errors_name_the_data_file(tmp_path, trained):
     spec, _, _, x, y = trained
     bad = tmp_path / "bad.npz"
