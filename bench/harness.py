@@ -99,14 +99,16 @@ def alternate(fns: dict, budget: float, warmup: int = 3, block_seconds: float = 
 
 
 def time_once(fn, repeats: int = 1) -> float:
-    """Median wall time of ``repeats`` calls (for slow, one-shot measurements)."""
+    """Best wall time of ``repeats`` calls, for slow one-shot measurements (compiling a
+    spec): the minimum is the run least disturbed by the rest of the machine, and what
+    the growth factors between sizes are computed from."""
     times = []
     for _ in range(repeats):
         gc.collect()
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return min(times)
 
 
 # -- other processes ------------------------------------------------------------------------

@@ -27,6 +27,9 @@ def parse_args(argv=None):
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                         help="before each benchmark, wait up to SECONDS for other processes "
                              "to leave the CPUs idle (a shared box gives noisy ratios)")
+    parser.add_argument("--with-proposals", action="store_true",
+                        help="patch in the changes proposed for files this suite's owner "
+                             "does not own (bench/proposals.py) to measure their effect")
     parser.add_argument("--no-torch", action="store_true",
                         help="leave PyTorch out even if it is installed")
     args = parser.parse_args(argv)
@@ -47,6 +50,13 @@ def main(argv=None) -> int:
     torch = None if args.no_torch else torch_refs.load_torch(threads)
     env = harness.environment(torch)
     harness.print_environment(env)
+    if args.with_proposals:
+        from . import proposals
+        env["proposals"] = proposals.apply_all()
+        print("WITH PROPOSALS (patched, not the library as shipped):")
+        for line in env["proposals"]:
+            print(f"  - {line}")
+        print()
     if torch is None:
         print("PyTorch is not installed (or --no-torch): torch columns and targets are "
               "left out\n")
