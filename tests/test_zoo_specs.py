@@ -142,3 +142,11 @@ def test_vin_gradients_through_shared_iterations_and_attention():
     check_model_gradients(graph.models["vin"], {"grid": data["grid"].astype(np.float64),
                                                  "position": data["position"]},
                           max_entries=12, rtol=1e-4, jitter=0.1)
+
+
+def test_time_distributed_gradients_through_a_sub_model():
+    from gradcheck import check_model_gradients
+    graph = graphspec.load(SPECS / "time_distributed.yaml", seed=0, dtype="float64",
+                           params={"input_dim": 5, "steps": 3})
+    x = np.random.default_rng(0).standard_normal((2, 3, 5))
+    check_model_gradients(graph.models["sequence_classifier"], {"sequence": x}, jitter=0.1)
