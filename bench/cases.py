@@ -34,8 +34,14 @@ class Context:
 
     @property
     def budget(self) -> float:
-        """Seconds of alternating rounds per timing group."""
+        """Seconds of timed calls per timing group."""
         return 1.5 if self.quick else 8.0
+
+    @property
+    def block(self) -> float:
+        """Seconds of consecutive calls per block: long enough for a training loop's
+        steady state (caches, allocator, thread pools awake)."""
+        return 0.1 if self.quick else 0.25
 
 
 def _cycle(batches):
@@ -114,7 +120,7 @@ def mlp(ctx: Context) -> None:
         ref.step(d["pixels"], d["digit"])
     fns["numpy (hand-written)"] = numpy_step
     fns["GEMMs alone"] = lambda: ref.gemms(g_next()["pixels"])
-    timings = alternate(fns, ctx.budget)
+    timings = alternate(fns, ctx.budget, block_seconds=ctx.block)
     report.timings(name, "train step", timings)
     _ratios(report, name, "train", timings)
     if torch:
@@ -129,7 +135,7 @@ def mlp(ctx: Context) -> None:
         fns["torch"] = lambda: tref.predict(tp_next())
     fns["numpy (hand-written)"] = lambda: ref.predict(n_next())
     fns["GEMMs alone"] = lambda: ref.forward_gemms(f_next())
-    timings = alternate(fns, ctx.budget)
+    timings = alternate(fns, ctx.budget, block_seconds=ctx.block)
     report.timings(name, "predict", timings)
     _ratios(report, name, "predict", timings)
     print()
@@ -190,7 +196,7 @@ def cnn(ctx: Context) -> None:
         t_next = _cycle(t_batches)
         fns["torch"] = lambda: tref.train(*t_next())
     fns["GEMMs alone (im2col)"] = floor.run
-    timings = alternate(fns, ctx.budget)
+    timings = alternate(fns, ctx.budget, block_seconds=ctx.block)
     report.timings(name, "train step", timings)
     _ratios(report, name, "train", timings)
     if torch:
@@ -200,7 +206,7 @@ def cnn(ctx: Context) -> None:
     if torch:
         tp_next = _cycle([b[0] for b in t_batches])
         fns["torch"] = lambda: tref.predict(tp_next())
-    timings = alternate(fns, ctx.budget / 2)
+    timings = alternate(fns, ctx.budget / 2, block_seconds=ctx.block)
     report.timings(name, "predict", timings)
     _ratios(report, name, "predict", timings)
     print()
@@ -247,7 +253,7 @@ def lstm(ctx: Context) -> None:
         t_next = _cycle(t_batches)
         fns["torch"] = lambda: tref.train(*t_next())
     fns["GEMMs alone"] = floor.run
-    timings = alternate(fns, ctx.budget)
+    timings = alternate(fns, ctx.budget, block_seconds=ctx.block)
     report.timings(name, "train step", timings)
     _ratios(report, name, "train", timings)
     if torch:
@@ -257,7 +263,7 @@ def lstm(ctx: Context) -> None:
     if torch:
         tp_next = _cycle([b[0] for b in t_batches])
         fns["torch"] = lambda: tref.predict(tp_next())
-    timings = alternate(fns, ctx.budget / 2)
+    timings = alternate(fns, ctx.budget / 2, block_seconds=ctx.block)
     report.timings(name, "predict", timings)
     _ratios(report, name, "predict", timings)
     print()
@@ -284,7 +290,7 @@ def chain(ctx: Context) -> None:
         t_next = _cycle([torch.from_numpy(x) for x in xs])
         fns["torch"] = lambda: tref.predict(t_next())
     fns["numpy (hand-written)"] = lambda: ref.predict(n_next())
-    timings = alternate(fns, ctx.budget)
+    timings = alternate(fns, ctx.budget, block_seconds=ctx.block)
     report.timings(name, f"predict, per node (µs = total / {layers})", timings, unit="us",
                    per=layers)
     per_node = {k: v.median / layers * 1e6 for k, v in timings.items()}
