@@ -120,6 +120,17 @@ RECURRENT_ACTIVATIONS = {
 # gradients are put back into Keras' layout at the end.
 
 
+def _prepare(x, kernel, recurrent_kernel, bias, go_backwards):
+    """What every recurrent op starts from: the variables, the time-major input, and
+    the weights as arrays in the input's dtype."""
+    x, kernel, recurrent_kernel, bias, parents = _variables(x, kernel, recurrent_kernel, bias)
+    dtype, dims, xa = _time_major_input(x, kernel, go_backwards)
+    w, u = (v.data.astype(dtype, copy=False) for v in (kernel, recurrent_kernel))
+    b = None if bias is None else bias.data.astype(dtype, copy=False)
+    return (x, kernel, recurrent_kernel, bias, parents, dtype, dims, xa,
+            recurrent_kernel.shape[0], w, u, b)
+
+
 def _variables(x, kernel, recurrent_kernel, bias):
     x, kernel, recurrent_kernel = (as_variable(v) for v in (x, kernel, recurrent_kernel))
     bias = None if bias is None else as_variable(bias)
@@ -232,13 +243,9 @@ def simple_rnn(x, kernel, recurrent_kernel, bias=None, activation="tanh",
 
     Returns the packed hidden states, time-major ``(T, B, units)`` in processing order.
     """
-    x, kernel, recurrent_kernel, bias, parents = _variables(x, kernel, recurrent_kernel,
-                                                            bias)
-    dtype, dims, xa = _time_major_input(x, kernel, go_backwards)
+    (x, kernel, recurrent_kernel, bias, parents, dtype, dims, xa,
+     n, w, u, b) = _prepare(x, kernel, recurrent_kernel, bias, go_backwards)
     batch, steps, _ = dims
-    n = recurrent_kernel.shape[0]
-    w, u = (v.data.astype(dtype, copy=False) for v in (kernel, recurrent_kernel))
-    b = None if bias is None else bias.data.astype(dtype, copy=False)
     order = (0,)
     wa = _input_weights(w, b, order, n, dtype)
     act, d_act = RECURRENT_ACTIVATIONS[activation]
@@ -284,13 +291,9 @@ def lstm(x, kernel, recurrent_kernel, bias=None, activation="tanh",
 
     Returns the packed states ``(T + 1, B, units)``: ``h_1 .. h_T`` then ``c_T``.
     """
-    x, kernel, recurrent_kernel, bias, parents = _variables(x, kernel, recurrent_kernel,
-                                                            bias)
-    dtype, dims, xa = _time_major_input(x, kernel, go_backwards)
+    (x, kernel, recurrent_kernel, bias, parents, dtype, dims, xa,
+     n, w, u, b) = _prepare(x, kernel, recurrent_kernel, bias, go_backwards)
     batch, steps, _ = dims
-    n = recurrent_kernel.shape[0]
-    w, u = (v.data.astype(dtype, copy=False) for v in (kernel, recurrent_kernel))
-    b = None if bias is None else bias.data.astype(dtype, copy=False)
     order = LSTM_ORDER
     act, d_act = RECURRENT_ACTIVATIONS[activation]
     ract, d_ract = RECURRENT_ACTIVATIONS[recurrent_activation]
@@ -388,13 +391,9 @@ def gru(x, kernel, recurrent_kernel, bias=None, activation="tanh",
     ``bias`` is ``(2, 3u)`` (input and recurrent bias) with ``reset_after``, else
     ``(3u,)``. Returns the packed hidden states ``(T, B, units)``.
     """
-    x, kernel, recurrent_kernel, bias, parents = _variables(x, kernel, recurrent_kernel,
-                                                            bias)
-    dtype, dims, xa = _time_major_input(x, kernel, go_backwards)
+    (x, kernel, recurrent_kernel, bias, parents, dtype, dims, xa,
+     n, w, u, b) = _prepare(x, kernel, recurrent_kernel, bias, go_backwards)
     batch, steps, _ = dims
-    n = recurrent_kernel.shape[0]
-    w, u = (v.data.astype(dtype, copy=False) for v in (kernel, recurrent_kernel))
-    b = None if bias is None else bias.data.astype(dtype, copy=False)
     order = GRU_ORDER
     act, d_act = RECURRENT_ACTIVATIONS[activation]
     ract, d_ract = RECURRENT_ACTIVATIONS[recurrent_activation]
