@@ -19,7 +19,7 @@ import graphspec
 from graphspec.layers.registry import REGISTRY
 
 from . import numpy_refs, specgen, torch_refs
-from .harness import Report, alternate, time_once
+from .harness import Report, alternate, paired_ratio, time_once
 
 SPECS = os.path.join(os.path.dirname(__file__), "specs")
 BATCHES = 8   # distinct batches each variant cycles through
@@ -39,9 +39,9 @@ class Context:
 
     @property
     def block(self) -> float:
-        """Seconds of consecutive calls per block: long enough for a training loop's
-        steady state (caches, allocator, thread pools awake)."""
-        return 0.1 if self.quick else 0.25
+        """Seconds of consecutive calls per block: several steps of a training loop's
+        steady state, short enough for many rounds (see ``harness.paired_ratio``)."""
+        return 0.1
 
 
 def _cycle(batches):
@@ -142,7 +142,7 @@ def mlp(ctx: Context) -> None:
 
 
 def _r(timings, a, b) -> float:
-    return timings[a].median / timings[b].median
+    return paired_ratio(timings[a], timings[b])
 
 
 def _ratios(report, name, what, timings):

@@ -25,6 +25,7 @@ ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
 @dataclass
 class Timing:
     samples: list = field(repr=False)
+    blocks: list = field(default_factory=list, repr=False)   # per-round block medians
 
     @property
     def median(self) -> float:
@@ -39,7 +40,20 @@ class Timing:
 
     def as_dict(self) -> dict:
         return {"median_s": self.median, "min_s": self.best, "p25_s": self.quantile(0.25),
-                "p75_s": self.quantile(0.75), "n": len(self.samples)}
+                "p75_s": self.quantile(0.75), "n": len(self.samples),
+                "rounds": len(self.blocks)}
+
+
+def paired_ratio(a: Timing, b: Timing) -> float:
+    """The median over rounds of (a's block median / b's block median).
+
+    The box's speed drifts by tens of percent over seconds (other virtual machines on
+    the host, frequency changes), so two medians taken over the whole run carry that
+    drift; blocks of the same round ran within a second of each other, and the median
+    of their ratios cancels it. Falls back to the ratio of medians without blocks."""
+    if a.blocks and len(a.blocks) == len(b.blocks):
+        return statistics.median(x / y for x, y in zip(a.blocks, b.blocks))
+    return a.median / b.median
 
 
 # OpenBLAS worker threads busy-wait for about 0.1 s after each BLAS call before they
@@ -84,18 +98,22 @@ def alternate(fns: dict, budget: float, warmup: int = 3, block_seconds: float = 
     round_time = sum(calls[n] * per_call[n] for n in names)
     rounds = int(min(max_rounds, max(min_rounds, budget / max(round_time, 1e-9))))
     samples = {name: [] for name in names}
+    blocks = {name: [] for name in names}
     for r in range(rounds):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
             fn, keep = fns[name], samples[name]
             time.sleep(pause)
+            block = []
             for i in range(calls[name]):
                 t0 = clock()
                 fn()
                 t1 = clock()
                 if i >= settle_calls:
-                    keep.append(t1 - t0)
-    return {name: Timing(s) for name, s in samples.items()}
+                    block.append(t1 - t0)
+            keep.extend(block)
+            blocks[name].append(statistics.median(block))
+    return {name: Timing(samples[name], blocks[name]) for name in names}
 
 
 def time_once(fn, repeats: int = 1) -> float:
@@ -263,13 +281,16 @@ class Report:
         base_t = timings[base].median
         print(f"   {key}:")
         print(f"     {'variant':<26}{'median ' + unit:>12}{'p25..p75':>22}"
-              f"{base + ' / this':>20}")
+              f"{base + ' / this':>20}{'(ratio of medians)':>20}")
         for variant, timing in timings.items():
             med = timing.median / per * scale
             lo, hi = timing.quantile(0.25) / per * scale, timing.quantile(0.75) / per * scale
             print(f"     {variant:<26}{med:>12.3f}{f'{lo:.3f}..{hi:.3f}':>22}"
+                  f"{paired_ratio(timings[base], timing):>20.3f}"
                   f"{base_t / timing.median:>20.3f}")
-        print(f"     ({len(timings[base].samples)} timed graphspec calls, in alternating blocks)")
+        print(f"     ({len(timings[base].samples)} timed graphspec calls in "
+              f"{len(timings[base].blocks)} rounds of alternating blocks; the ratio is the "
+              "median of per-round ratios)")
         self.benchmarks[name].setdefault("timings", {})[key] = {
             variant: timing.as_dict() for variant, timing in timings.items()}
 
