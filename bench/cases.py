@@ -350,7 +350,7 @@ def _nbytes(arrays) -> int:
 def _measure_step(spec, model_name, data):
     """tracemalloc peak of one training step (after a warm-up step that creates the
     optimizer state), and the accounted sum of what a step must hold."""
-    from graphspec.autodiff import recording
+    from graphspec.autodiff import Variable, recording
     from graphspec.layers.base import CallContext
 
     gc.collect()
@@ -371,8 +371,8 @@ def _measure_step(spec, model_name, data):
     params = [var.data for _, var in trainer.params]
     slots = [a for slots in trainer.job.optimizer.slots.values() for a in slots.values()]
     with recording(False):
-        values = model.run([__import__("graphspec").autodiff.Variable(inputs[n])
-                            for n in model.input_names], CallContext(training=True))
+        values = model.run([Variable(inputs[n]) for n in model.input_names],
+                           CallContext(training=True))
     n_inputs = len(model.inputs)
     activations = [v.data for v in values[n_inputs:] if v is not None]
     accounted = {"weights": _nbytes(params), "gradients": _nbytes(params),
