@@ -6,6 +6,7 @@ what was probably meant.
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import re
@@ -30,9 +31,29 @@ _Validator = jsonschema.validators.extend(
     type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
 
 
+def _layer_type(validator, by_type, instance, schema):
+    """``x-layer-type``: check a layer against its own type's schema only. (The
+    published schema's ``allOf`` holds one ``if``/``then`` per layer type, so every
+    layer would evaluate ~30 ``if`` clauses: half the time of validating a big spec.)"""
+    if isinstance(instance, dict) and isinstance(instance.get("type"), str):
+        sub = by_type.get(instance["type"])
+        if sub is not None:
+            yield from validator.descend(instance, sub)
+
+
+def validation_schema(published: dict) -> dict:
+    """The schema ``validate`` runs: what the published one accepts, dispatched by type."""
+    schema = copy.deepcopy(published)
+    layer = schema["$defs"]["layer"]
+    layer["x-layer-type"] = {case["if"]["properties"]["type"]["const"]: case["then"]
+                             for case in layer.pop("allOf")}
+    return schema
+
+
 @functools.lru_cache(maxsize=1)
 def _validator():
-    return _Validator(spec_schema())
+    fast = jsonschema.validators.extend(_Validator, validators={"x-layer-type": _layer_type})
+    return fast(validation_schema(spec_schema()))
 
 
 def _did_you_mean(word, choices) -> str:

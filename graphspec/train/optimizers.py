@@ -157,6 +157,14 @@ class Optimizer:
     def _update(self, w, g, slots, lr):
         raise NotImplementedError
 
+    def _scratch(self, w):
+        """A ``w``-shaped view of one buffer reused for every weight and step (sized by
+        the largest weight; scratch space, not optimizer state, never checkpointed)."""
+        buf = self.__dict__.get("_scratch_buffer")
+        if buf is None or buf.dtype != w.dtype or buf.size < w.size:
+            buf = self.__dict__["_scratch_buffer"] = np.empty(max(w.size, 1), w.dtype)
+        return buf[:w.size].reshape(w.shape)
+
     # -- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict:
         state = {f"{_PREFIX}{self.TYPE}/iterations": np.array(self.iterations, np.int64),
@@ -313,13 +321,24 @@ class Adam(Optimizer):
         step = self.iterations + 1
         alpha = lr * math.sqrt(1 - beta_2 ** step) / (1 - beta_1 ** step)
         m, v = slots["momentum"], slots["velocity"]
-        np.add(m, (g - m) * (1 - beta_1), out=m)
-        np.add(v, (g * g - v) * (1 - beta_2), out=v)
+        # in place through one scratch buffer: no weight-sized temporaries per step
+        tmp = self._scratch(w)
+        np.subtract(g, m, out=tmp)            # m += (g - m) * (1 - b1)
+        tmp *= 1 - beta_1
+        m += tmp
+        np.multiply(g, g, out=tmp)            # v += (g * g - v) * (1 - b2)
+        tmp -= v
+        tmp *= 1 - beta_2
+        v += tmp
         if self.config["amsgrad"]:
             v_hat = slots["velocity_hat"]
             np.maximum(v_hat, v, out=v_hat)
             v = v_hat
-        np.subtract(w, (m * alpha) / (np.sqrt(v) + self.config["epsilon"]), out=w)
+        np.sqrt(v, out=tmp)                   # w -= alpha * m / (sqrt(v) + eps)
+        tmp += self.config["epsilon"]
+        np.divide(m, tmp, out=tmp)
+        tmp *= alpha
+        w -= tmp
 
 
 OPTIMIZERS = {cls.TYPE: cls for cls in (SGD, RMSprop, Adam)}
