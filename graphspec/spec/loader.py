@@ -135,6 +135,47 @@ class _Builder:
         return out
 
 
+# libyaml composes ~10x faster than PyYAML's pure-Python composer, but it recurses in C
+# without a depth limit (2 million nested '[' crash the process). It is used only when
+# a cheap over-estimate of the nesting depth is small; everything else, and every
+# document libyaml refuses (for PyYAML's own, tested error messages), goes the Python way.
+LIBYAML_MAX_DEPTH = 200
+_FLOW_STEP = None
+
+
+def _nesting_bound(text: str) -> int:
+    """An upper bound of the document's nesting: flow brackets (quotes ignored, so it
+    can only over-count) plus, per line, indentation and block indicators."""
+    global _FLOW_STEP
+    import numpy as np
+    if _FLOW_STEP is None:
+        _FLOW_STEP = np.zeros(256, np.int64)
+        _FLOW_STEP[[ord("["), ord("{")]] = 1
+        _FLOW_STEP[[ord("]"), ord("}")]] = -1
+    raw = np.frombuffer(text.encode("utf-8", "replace"), np.uint8)
+    flow = int(np.cumsum(_FLOW_STEP[raw]).max(initial=0))
+    block = max((len(line) - len(line.lstrip(" ")) + line.count("-") + line.count(":")
+                 + line.count("?") for line in text.splitlines()), default=0)
+    return flow + block
+
+
+def _compose(text: str):
+    """The node tree and the loader that made it (its constructors build scalars)."""
+    if getattr(yaml, "__with_libyaml__", False) and _nesting_bound(text) <= LIBYAML_MAX_DEPTH:
+        yaml.reader.Reader(text)   # PyYAML's character checks first, same errors
+        fast = yaml.CSafeLoader(text)
+        try:
+            return fast, fast.get_single_node()
+        except yaml.YAMLError:
+            fast.dispose()         # refused: let PyYAML say why, in its words
+    loader = yaml.SafeLoader(text)
+    try:
+        return loader, loader.get_single_node()
+    except BaseException as exc:
+        exc.graphspec_loader = loader
+        raise
+
+
 def load_text(text: str, file: str = "<spec>") -> Located:
     if len(text.encode("utf-8", "replace")) > MAX_SPEC_BYTES:
         raise spec_error(f"spec is larger than {MAX_SPEC_BYTES >> 20} MiB", file, 1, 1)
@@ -143,8 +184,7 @@ def load_text(text: str, file: str = "<spec>") -> Located:
     try:
         # The reader checks every character when it is created: a NUL or another
         # control character fails here, before any parsing.
-        loader = yaml.SafeLoader(text)
-        node = loader.get_single_node()
+        loader, node = _compose(text)
     except yaml.reader.ReaderError as exc:
         raise _reader_error(exc, text, file) from None
     except yaml.MarkedYAMLError as exc:
@@ -157,6 +197,7 @@ def load_text(text: str, file: str = "<spec>") -> Located:
         raise spec_error(too_deep, file, 1, 1) from None
     except (ValueError, OverflowError) as exc:
         # The scanner's own conversions: "\U16777216" is not a character (chr() fails).
+        loader = getattr(exc, "graphspec_loader", loader)
         mark = loader.get_mark() if loader is not None else None
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = "an escape names a character beyond U+10FFFF" if "chr()" in str(exc) \
