@@ -155,3 +155,15 @@ def test_params_substitution_and_unknown_param(tmp_path):
     assert graph.weights()["dense_1/kernel"].shape == (4, 2)
     errors = graphspec.validate(write_spec(tmp_path, text.replace("${width}", "${widht}")))
     assert "unknown param 'widht'; did you mean 'width'?" in errors[0].format()
+
+
+def test_deep_documents_never_reach_libyaml(tmp_path):
+    """libyaml recurses without a limit: only shallow documents may go its way."""
+    from graphspec.spec.loader import LIBYAML_MAX_DEPTH, _nesting_bound
+    assert _nesting_bound("a: " + "[" * 100_000 + "]" * 100_000) >= 100_000
+    assert _nesting_bound("a:\n" + "".join(" " * i + "- b:\n" for i in range(0, 400, 2))) \
+        > LIBYAML_MAX_DEPTH
+    assert _nesting_bound(MLP) < LIBYAML_MAX_DEPTH
+    path = write_spec(tmp_path, "graphspec: 1\nmodels: " + "[" * 200_000 + "]" * 200_000)
+    (error,) = graphspec.validate(path)
+    assert "nesting deeper than" in error.format()
