@@ -7,6 +7,7 @@ Run with ``-s`` to see the largest relative error against PyTorch per layer.
 """
 import numpy as np
 import pytest
+from torch_report import worst_error_reporter
 from gradcheck import check_gradients
 
 from graphspec.autodiff import Variable, backward, recording
@@ -18,15 +19,7 @@ from graphspec.layers.layer_normalization import LayerNormalization
 TOLERANCE = {np.float64: 1e-5, np.float32: 1e-4}
 DTYPES = [np.float64, np.float32]
 WORST = {}  # (layer type, dtype) -> largest relative error seen against PyTorch
-
-
-@pytest.fixture(scope="module", autouse=True)
-def report_worst():
-    yield
-    if WORST:
-        print("\nlargest relative error vs PyTorch:")
-        for (name, dtype), err in sorted(WORST.items()):
-            print(f"  {name:24s} {dtype:8s} {err:.2e}")
+report_worst = worst_error_reporter(WORST)
 
 
 # -- helpers ---------------------------------------------------------------------------
