@@ -141,6 +141,14 @@ class Trainer:
             if config:
                 for tensor in node.output_tensors:
                     add(activity_penalty(values[tensor.slot], config))
+        if job.terms or job.added_losses:   # most jobs have neither: skip the bindings
+            self._expression_losses(values, rng, logs, add)
+        logs["loss"] = total
+        return total, logs
+
+    def _expression_losses(self, values, rng, logs, add):
+        """Named terms, then added losses, evaluated over every tensor of the model."""
+        model, job = self.model, self.job
         bindings = {t.name: values[t.slot] for t in model.inputs}
         bindings.update({t.name: values[t.slot] for n in model.nodes for t in n.output_tensors})
         bindings.update({k: Variable(np.asarray(v, dtype=self.graph.dtype))
@@ -153,8 +161,6 @@ class Trainer:
             if isinstance(value, Variable) and value.data.ndim:
                 value = ops.mean(value)
             add(value, weight)
-        logs["loss"] = total
-        return total, logs
 
     def _metrics(self, values, targets) -> dict:
         out = {}
