@@ -1,0 +1,1 @@
+"""Reviewing model changes: diffs of compiled graphs, weight migration."""
