@@ -28,7 +28,7 @@ def friendly_errors(command):
         except SpecErrors as exc:
             fail(str(exc))
         except GraphspecError as exc:
-            fail(f"error: {exc}")
+            fail(f"error: {exc}", getattr(exc, "exit_code", 1))
         except KeyboardInterrupt:
             fail("interrupted", 130)
         except MemoryError:
@@ -53,15 +53,32 @@ def parse_params(values) -> dict:
     return params
 
 
-def parse_inputs(values) -> dict:
-    arrays = {}
+def input_files(values) -> dict:
+    """``--input NAME=FILE`` options as {name: file}; a name given twice is refused
+    (the last one silently winning hides a typo)."""
+    files = {}
     for item in values:
         name, sep, path = item.partition("=")
-        if not sep or not name or not path:
+        if not sep or not name:
             raise click.BadParameter(f"'{item}' should look like NAME=FILE.npy",
                                      param_hint="--input")
-        arrays[name] = load_npy(path)
-    return arrays
+        if not path.strip():
+            raise click.BadParameter(f"'{item}': empty path (an unset shell variable?); "
+                                     "give the .npy file after '='", param_hint="--input")
+        if name in files:
+            raise click.BadParameter(f"input '{name}' given twice ({files[name]} and "
+                                     f"{path}); give each input once", param_hint="--input")
+        files[name] = path
+    return files
+
+
+def input_labels(files: dict) -> dict:
+    """{"--input NAME": file} for :func:`guard_outputs`."""
+    return {f"--input {name}": path for name, path in files.items()}
+
+
+def parse_inputs(values) -> dict:
+    return {name: load_npy(path) for name, path in input_files(values).items()}
 
 
 set_option = click.option("--set", "params", multiple=True, metavar="NAME=VALUE",

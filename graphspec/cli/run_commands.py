@@ -10,9 +10,10 @@ from .. import api
 from ..autodiff import Variable, recording
 from ..errors import InputError
 from ..graph.summary import summary
-from ..io.files import save_npz
+from ..io.files import guard_outputs, save_npz
 from ..layers.base import CallContext
-from .common import friendly_errors, load_graph, parse_inputs, parse_params, seed_option, set_option
+from .common import (friendly_errors, input_files, input_labels, load_graph, parse_inputs,
+                     parse_params, seed_option, set_option)
 
 
 @click.command()
@@ -23,6 +24,7 @@ from .common import friendly_errors, load_graph, parse_inputs, parse_params, see
 @friendly_errors
 def build(spec, seed, output, params):
     """Compile every model, print its summary, optionally save initial weights."""
+    guard_outputs({"-o": output}, {"SPEC": spec})
     graph = api.load(spec, seed=seed, params=parse_params(params))
     for model in graph.models.values():
         click.echo(summary(model))
@@ -49,6 +51,8 @@ def build(spec, seed, output, params):
 @friendly_errors
 def predict(spec, model_name, weights, inputs, output, batch_size, seed, params):
     """Run one model on input arrays and print or save its outputs."""
+    guard_outputs({"-o": output}, {"SPEC": spec, "--weights": weights,
+                                   **input_labels(input_files(inputs))})
     graph = load_graph(spec, seed, weights, params)
     model = graph.model(model_name)
     outputs = model.predict(parse_inputs(inputs), batch_size=batch_size, seed=seed)
@@ -81,6 +85,7 @@ def _stats(value) -> dict:
 @friendly_errors
 def inspect_nodes(spec, model_name, layer_name, fmt, inputs, weights, seed, params):
     """List every call (node) of every layer: inbound tensors and shapes."""
+    guard_outputs({}, {"SPEC": spec, "--weights": weights, **input_labels(input_files(inputs))})
     graph = load_graph(spec, seed, weights, params)
     if layer_name and layer_name not in graph.layers and layer_name not in graph.models:
         raise InputError(f"{spec} has no layer '{layer_name}'")

@@ -9,7 +9,7 @@ import click
 
 from .. import api
 from ..graph.summary import to_dot, to_mermaid
-from ..io.files import atomic_write
+from ..io.files import atomic_write, guard_outputs
 from ..spec.schema import spec_schema
 from .common import fail, friendly_errors, parse_params, set_option
 
@@ -71,6 +71,7 @@ def validate(paths, fmt, params):
 @friendly_errors
 def schema(output):
     """Print the JSON Schema of specs (for editors and CI)."""
+    guard_outputs({"-o": output}, {})
     text = json.dumps(spec_schema(), indent=2) + "\n"
     if output:
         with atomic_write(output, "w") as handle:

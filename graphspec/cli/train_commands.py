@@ -7,7 +7,7 @@ import json
 import click
 
 from ..errors import InputError
-from ..io.files import check_output_path, load_npz, save_json
+from ..io.files import guard_outputs, inside, load_npz, save_json
 from ..train.job import build_job
 from ..train.trainer import DataError, Trainer
 from .common import friendly_errors, load_graph, seed_option, set_option
@@ -25,6 +25,9 @@ def _job_overrides(loss, optimizer, learning_rate, epochs, batch_size, validatio
     if freeze:
         overrides["freeze"] = list(freeze)
     return overrides
+
+
+CHECKPOINT_FILE = "checkpoint.npz"   # the file Trainer.save_checkpoint writes in its directory
 
 
 @contextlib.contextmanager
@@ -65,13 +68,16 @@ def train(spec, model_name, job_name, data, epochs, batch_size, weights, output,
           validation_split, checkpoint_dir, resume, history, on_nan, loss, optimizer,
           learning_rate, freeze, seed, params):
     """Train a model on DATA.npz; save the trained weights to OUTPUT."""
+    # Outputs are checked first: a typo in a directory fails now, not after training,
+    # and no output may be one of the files the run reads.
+    checkpoint = inside(checkpoint_dir, CHECKPOINT_FILE)
+    guard_outputs({"-o": output, "--history": history, "--checkpoint": checkpoint},
+                  {"SPEC": spec, "--weights": weights, "--data": data,
+                   **({"--checkpoint": checkpoint} if resume else {})})
     graph = load_graph(spec, seed, weights, params)
     overrides = _job_overrides(loss, optimizer, learning_rate, epochs, batch_size,
                                validation_split, freeze)
     trainer = Trainer(graph, build_job(graph, job_name, model_name, overrides))
-    for path in (output, history):     # a typo in a directory fails now, not after training
-        if path:
-            check_output_path(path)
     arrays = load_npz(data)
     with _naming(data):
         result = trainer.fit(arrays, seed=seed, checkpoint_dir=checkpoint_dir, resume=resume,
@@ -100,6 +106,7 @@ def train(spec, model_name, job_name, data, epochs, batch_size, weights, output,
 @friendly_errors
 def evaluate(spec, model_name, job_name, data, weights, batch_size, loss, fmt, seed, params):
     """Loss and metrics of a model on DATA.npz (no training)."""
+    guard_outputs({}, {"SPEC": spec, "--weights": weights, "--data": data})
     graph = load_graph(spec, seed, weights, params)
     job = build_job(graph, job_name, model_name, {"loss": loss} if loss else {})
     with _naming(data):
