@@ -1,0 +1,217 @@
+"""The embedded engine: a compiled model run over rows in this process, batch by batch.
+
+Inputs are in-memory arrays or ``.npy`` files read through memory-mapped windows
+(:mod:`graphspec.io.npystream`); outputs go to a :class:`~.outputs.RowSink` batch by
+batch. Peak memory is one block of input rows plus one batch through the model,
+whatever the number of rows.
+
+``predict_rows`` and ``evaluate_rows`` — run rows ``start:stop`` in batches — are the
+per-chunk work of every engine: the Dask engine maps exactly these functions over its
+chunks, so the same rows in the same batches give the same bits on either engine.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..autodiff import Variable, recording
+from ..errors import InputError
+from ..graph.model import shapes_compatible
+from ..io.npystream import NpySource, open_npy
+from ..layers.base import CallContext
+from .outputs import RowSink
+from .progress import RowsProgress
+
+BLOCK_BYTES = 16 << 20      # input bytes mapped at once (rounded to whole batches)
+
+
+# -- the per-batch functions (the only calls into the model and the trainer) -------------
+def predict_batch(model, batch_arrays: dict, seed=None) -> dict:
+    """Outputs by name for one batch of inputs by name (checked: names, shapes, dtype,
+    finiteness after the cast). The one place an engine runs a model: the lead switches
+    it to ``runtime.executor.predict_batches`` when that lands."""
+    return model.predict(batch_arrays, seed=seed)
+
+
+def evaluate_batch(trainer, batch: dict, ctx) -> tuple:
+    """(loss and metric values, rows) of one batch: the body of ``Trainer.evaluate``'s
+    loop, so the reduced numbers are the trainer's own."""
+    from ..train.trainer import _scalar
+    inputs, targets, rows = trainer.split_data(batch)
+    model = trainer.model
+    with recording(False):
+        values = model.run([Variable(inputs[n]) for n in model.input_names], ctx)
+        _, logs = trainer._objective(values, targets, ctx.rng)
+        logs = {k: _scalar(v) for k, v in logs.items()}
+        logs.update(trainer._metrics(values, targets))
+    return logs, rows
+
+
+def reduce_evaluation(parts) -> dict:
+    """Means over rows from per-batch ``(logs, rows)`` in row order — the same sums in
+    the same order as ``Trainer.evaluate``, so the floats are identical (adding chunk
+    subtotals instead would regroup the additions and change the last bits)."""
+    sums, count = {}, 0
+    for logs, rows in parts:
+        for key, value in logs.items():
+            sums[key] = sums.get(key, 0.0) + value * rows
+        count += rows
+    return {key: value / max(count, 1) for key, value in sums.items()}
+
+
+# -- sources -----------------------------------------------------------------------------
+def as_sources(data, names: list, what: str) -> dict:
+    """``names`` -> NpySource or array, from a dict (or a bare array/path for one name).
+
+    Paths are opened as ``.npy`` sources (header checked, nothing mapped yet); every
+    source must have the same number of rows.
+    """
+    if not isinstance(data, dict):
+        if len(names) != 1:
+            raise InputError(f"{what} needs {names}: pass a dict keyed by name")
+        data = {names[0]: data}
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise InputError(f"{what} needs {names}; missing {missing} (found {sorted(data)})")
+    sources = {}
+    for name in names:
+        value = data[name]
+        if isinstance(value, (str, os.PathLike)):
+            value = open_npy(value)
+        elif not isinstance(value, NpySource):
+            value = np.asarray(value)
+            if value.ndim == 0:
+                raise InputError(f"'{name}' is a single value; {what} needs a batch axis")
+        sources[name] = value
+    lengths = {name: len(source) for name, source in sources.items()}
+    if len(set(lengths.values())) > 1:
+        raise InputError(f"{what}: arrays have different numbers of rows: " +
+                         ", ".join(f"{n} {r}" for n, r in lengths.items()))
+    return sources
+
+
+def check_input_shapes(model, sources: dict) -> None:
+    """Trailing shapes against the model's inputs, from headers, before any work."""
+    for tensor in model.inputs:
+        shape = (None,) + tuple(sources[tensor.name].shape[1:])
+        if not shapes_compatible(tensor.shape, shape):
+            where = getattr(sources[tensor.name], "path", "the array")
+            raise InputError(f"input '{tensor.name}' of model '{model.name}' expects shape "
+                             f"{tensor.shape} (batch first), {where} has shape "
+                             f"{tuple(sources[tensor.name].shape)}")
+
+
+def row_count(sources: dict) -> int:
+    return len(next(iter(sources.values())))
+
+
+def _read(source, start: int, stop: int):
+    return source.rows(start, stop) if isinstance(source, NpySource) else source[start:stop]
+
+
+def block_rows(sources: dict, batch_size: int) -> int:
+    """Rows per mapped block: whole batches, about BLOCK_BYTES of input."""
+    row_bytes = sum(int(np.prod(s.shape[1:], dtype=np.int64)) * s.dtype.itemsize
+                    for s in sources.values())
+    return batch_size * max(1, BLOCK_BYTES // max(row_bytes * batch_size, 1))
+
+
+def batches(sources: dict, start: int, stop: int, batch_size: int):
+    """``(first_row, {name: rows})`` for rows start:stop, batch_size at a time; batches
+    start at ``start`` (engines make chunk starts multiples of batch_size)."""
+    step = block_rows(sources, batch_size)
+    for block_start in range(start, stop, step):
+        block_stop = min(block_start + step, stop)
+        block = {name: _read(source, block_start, block_stop)
+                 for name, source in sources.items()}
+        for first in range(block_start, block_stop, batch_size):
+            offset = first - block_start
+            yield first, {name: rows[offset:offset + batch_size]
+                          for name, rows in block.items()}
+        del block       # unmap this block's windows before the next is mapped
+
+
+# -- chunks: what one engine task runs ---------------------------------------------------
+def predict_rows(model, sources: dict, start: int, stop: int, batch_size: int, seed=None):
+    """``(first_row, outputs)`` per batch of rows start:stop.
+
+    With a seed, the batch at row r draws any randomness from ``default_rng([seed, r])``,
+    so a stochastic model gives the same rows on any engine and any chunking.
+    """
+    for first, batch in batches(sources, start, stop, batch_size):
+        yield first, predict_batch(model, batch, None if seed is None else [seed, first])
+
+
+def evaluate_rows(trainer, sources: dict, start: int, stop: int, batch_size: int,
+                  seed=None) -> list:
+    """Per-batch ``(logs, rows)`` of rows start:stop, in row order.
+
+    Without a seed any randomness comes from the graph's generator, as in
+    ``Trainer.evaluate``; with one, the batch at row r uses ``default_rng([seed, r])``.
+    """
+    parts = []
+    for first, batch in batches(sources, start, stop, batch_size):
+        rng = trainer.graph.rng() if seed is None else np.random.default_rng([seed, first])
+        parts.append(evaluate_batch(trainer, batch, CallContext(training=False, rng=rng)))
+    return parts
+
+
+# -- the engine ---------------------------------------------------------------------------
+def predict(model, inputs, output=None, batch_size: int = 32, seed=None,
+            progress: bool | None = None, stream=None) -> dict:
+    """Run ``model`` over every row of ``inputs``; outputs by name (arrays if ``output``
+    is None, else the paths written: a ``.npy``, ``DIR/`` or ``.npz``)."""
+    batch_size = _check_batch_size(batch_size)
+    sources = as_sources(inputs, model.input_names, f"model '{model.name}'")
+    check_input_shapes(model, sources)
+    rows = row_count(sources)
+    if rows == 0:
+        raise InputError(f"the inputs of model '{model.name}' have no rows")
+    sink = RowSink(output, model.output_names, rows)
+    bar = RowsProgress("predict", rows, enabled=progress is not False, stream=stream)
+    try:
+        for first, outputs in predict_rows(model, sources, 0, rows, batch_size, seed):
+            sink.write(first, outputs)
+            bar.advance(len(next(iter(outputs.values()))))
+        result = sink.commit()
+    except BaseException:
+        sink.abort()
+        raise
+    bar.finish()
+    return result
+
+
+def evaluate(trainer, data, batch_size: int = 32, seed=None, progress: bool | None = None,
+             stream=None) -> dict:
+    """Loss and metrics over ``data`` (inputs and targets by name; arrays, ``.npy``
+    paths or sources), streamed; equal to ``trainer.evaluate`` on the same rows."""
+    batch_size = _check_batch_size(batch_size)
+    sources = evaluation_sources(trainer, data)
+    rows = row_count(sources)
+    bar = RowsProgress("evaluate", rows, enabled=progress is not False, stream=stream)
+    step, parts = block_rows(sources, batch_size), []
+    for start in range(0, rows, step):
+        stop = min(start + step, rows)
+        parts += evaluate_rows(trainer, sources, start, stop, batch_size, seed)
+        bar.advance(stop - start)
+    bar.finish()
+    return reduce_evaluation(parts)
+
+
+def evaluation_sources(trainer, data) -> dict:
+    model = trainer.model
+    names = model.input_names + [n for n in trainer.job.losses if n not in model.input_names]
+    sources = as_sources(data, names, f"evaluating model '{model.name}'")
+    check_input_shapes(model, sources)
+    if row_count(sources) == 0:
+        raise InputError(f"evaluation data for model '{model.name}' has no samples")
+    return sources
+
+
+def _check_batch_size(batch_size) -> int:
+    if batch_size is None:
+        return 32
+    if int(batch_size) < 1:
+        raise InputError(f"batch size must be at least 1, got {batch_size}")
+    return int(batch_size)
