@@ -1,0 +1,139 @@
+"""A scene as Graphviz DOT text.
+
+Every identifier in the text is generated (``n3``, ``i0``, ``cluster_2``); names from the
+spec appear only inside HTML-like labels, escaped as XML text, so a name holding quotes,
+angle brackets, braces or backslashes can neither break the file nor be read by Graphviz
+as an escape sequence (``\\N``, ``\\G``) the way it would in a quoted label.
+"""
+from __future__ import annotations
+
+from .scene import Box, Cluster, format_shape, short
+
+INPUT_FILL = "#e3e3e3"
+SUBMODEL_FILL = "#f4f4f4"
+
+
+def visible(text) -> str:
+    """``text`` with unprintable characters (newlines, tabs, bidi overrides) spelled out."""
+    out = []
+    for ch in str(text):
+        if ch.isprintable():
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    return "".join(out)
+
+
+def html(text) -> str:
+    """Text for inside an HTML-like label: visible, and XML-escaped."""
+    return (visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;").replace("'", "&#39;"))
+
+
+def _small(text: str, colour: str = "#333333") -> str:
+    return f'<FONT POINT-SIZE="9" COLOR="{colour}">{text}</FONT>'
+
+
+def shape_lines(box: Box) -> list:
+    """The shape rows of a box: one ``in -> out`` line, or one line per tensor."""
+    ins = [format_shape(s) for s in box.in_shapes]
+    outs = [format_shape(s) for s in box.out_shapes]
+    if box.is_input:
+        return outs
+    if len(ins) == 1 and len(outs) == 1:
+        return [f"{ins[0]} \u2192 {outs[0]}"]
+    lines = [f"in #{i}: {s}" if len(ins) > 1 else f"in: {s}" for i, s in enumerate(ins)]
+    return lines + [f"out #{i}: {s}" if len(outs) > 1 else f"out: {s}"
+                    for i, s in enumerate(outs)]
+
+
+def kind_line(box: Box) -> str:
+    if box.node_index is None:
+        return box.kind
+    return f"{box.kind} \u00b7 node {box.node_index} of {box.node_count}"
+
+
+def _box_label(box: Box) -> str:
+    rows = [f"<B>{html(short(box.title))}</B>", _small(html(kind_line(box)))]
+    rows += [_small(html(line), "#000000") for line in shape_lines(box)]
+    rows += [f'<FONT POINT-SIZE="9"><B>output: {html(short(name))}</B></FONT>'
+             for name in box.outputs]
+    cells = "".join(f"<TR><TD>{row}</TD></TR>" for row in rows)
+    return f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">{cells}</TABLE>>'
+
+
+def _box(box: Box, indent: str) -> str:
+    attrs = [f"label={_box_label(box)}"]
+    if box.is_input:
+        attrs += ['style="rounded,filled"', f'fillcolor="{INPUT_FILL}"']
+    else:
+        attrs.append(f'fillcolor="{box.fill or "#ffffff"}"')
+    if box.outputs:
+        attrs += ["peripheries=2", "penwidth=1.5"]
+    if len(box.in_shapes) > 1:
+        attrs.append("ordering=in")     # input slots left to right, as the #k labels say
+    return f"{indent}{box.id} [{', '.join(attrs)}];"
+
+
+def _cluster(cluster: Cluster, indent: str) -> list:
+    title = f"<B>{html(short(cluster.title))}</B>"
+    if cluster.entry_point:
+        label = f'<{title} <FONT POINT-SIZE="10" COLOR="#555555">(model)</FONT>>'
+        style = ['style="rounded,dashed"', 'color="#888888"', 'fontsize=13']
+    else:
+        label = (f'<<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="0"><TR><TD ALIGN="LEFT">'
+                 f'{title}</TD></TR><TR><TD ALIGN="LEFT">{_small(html(cluster.subtitle))}'
+                 "</TD></TR></TABLE>>")
+        style = ['style="rounded,filled"', f'fillcolor="{cluster.fill or SUBMODEL_FILL}"',
+                 'color="#555555"', 'fontsize=11']
+    lines = [f"{indent}subgraph {cluster.id} {{", f"{indent}  label={label};",
+             f"{indent}  labelloc=t;", f"{indent}  labeljust=l;"]
+    lines += [f"{indent}  {attr};" for attr in style]
+    inputs = [item.id for item in cluster.items if isinstance(item, Box) and item.is_input]
+    if len(inputs) > 1:
+        # Inputs on the top row in declaration order, so input slots #0, #1 of the
+        # layers below read left to right instead of crossing.
+        lines.append(f"{indent}  {{rank=same; {' -> '.join(inputs)} [style=invis];}}")
+    for item in cluster.items:
+        if isinstance(item, Cluster):
+            lines += _cluster(item, indent + "  ")
+        else:
+            lines.append(_box(item, indent + "  "))
+    lines.append(f"{indent}}}")
+    return lines
+
+
+def _legend(scene) -> str:
+    rows = [f'<TR><TD COLSPAN="2" ALIGN="LEFT"><B>{html(scene.title)}</B></TD></TR>',
+            '<TR><TD COLSPAN="2" ALIGN="LEFT">grey rounded box: model input \u00b7 double '
+            'border: model output \u00b7 #k on an edge: input slot k</TD></TR>']
+    if scene.legend:
+        rows.append('<TR><TD COLSPAN="2" ALIGN="LEFT">same colour: one layer instance '
+                    'called by several nodes (shared weights)</TD></TR>')
+    for colour, text in scene.legend:
+        rows.append(f'<TR><TD BGCOLOR="{colour}" WIDTH="24" BORDER="1"> </TD>'
+                    f'<TD ALIGN="LEFT">{html(text)}</TD></TR>')
+    return ('<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="3" CELLPADDING="1">'
+            + "".join(rows) + "</TABLE>>")
+
+
+def scene_to_dot(scene) -> str:
+    lines = [
+        "digraph graphspec {",
+        '  graph [rankdir=TB, newrank=true, nodesep=0.25, ranksep=0.35, '
+        'fontname="Helvetica", labelloc=b, labeljust=l, fontsize=10];',
+        f"  label={_legend(scene)};",
+        '  node [shape=box, style=filled, fontname="Helvetica", fontsize=10, '
+        'margin="0.12,0.05", color="#333333"];',
+        '  edge [fontname="Helvetica", fontsize=8, color="#555555", fontcolor="#333333", '
+        'arrowsize=0.7];',
+    ]
+    for cluster in scene.clusters:
+        lines += _cluster(cluster, "  ")
+    for edge in scene.edges:
+        name = html(short(edge.tensor, 32))
+        text = name if edge.position is None else f"#{edge.position} {name}"
+        lines.append(f'  {edge.source} -> {edge.target} [label=<{text}>];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
