@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import InputError
 from .files import load_npz, save_npz
+from .tabular import COLUMN_MAPPING_SCHEMA
 
 META_KEY = "__graphspec__"
 SPEC_KEY = "__graphspec_spec__"
@@ -39,24 +40,6 @@ MAX_SPEC_TEXT_BYTES = 4 << 20      # the spec loader's own limit
 
 _HEX64 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 _PARAM_VALUE = {"type": ["number", "string", "boolean"], "maxLength": 4096}
-COLUMN_MAPPING_SCHEMA = {
-    "description": "where one model input or target comes from in a CSV/Parquet file",
-    "oneOf": [
-        {"type": "object", "required": ["columns"], "additionalProperties": False,
-         "properties": {"columns": {"oneOf": [
-             {"type": "string", "minLength": 1, "maxLength": 4096,
-              "description": "a column, or a span 'first:last' in header order"},
-             {"type": "array", "minItems": 1, "maxItems": 1 << 16,
-              "items": {"type": "string", "minLength": 1, "maxLength": 1024}}]}}},
-        {"type": "object", "required": ["column"], "additionalProperties": False,
-         "properties": {
-             "column": {"type": "string", "minLength": 1, "maxLength": 1024},
-             "categories": {"oneOf": [
-                 {"const": "auto"},
-                 {"type": "array", "minItems": 1, "maxItems": 1 << 20,
-                  "items": {"type": "string", "maxLength": 1024}}]}}},
-    ],
-}
 METADATA_SCHEMA = {
     "type": "object",
     "required": ["format", "format_version", "graphspec_version", "fingerprint", "weights",
