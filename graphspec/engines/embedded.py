@@ -133,26 +133,31 @@ def batches(sources: dict, start: int, stop: int, batch_size: int):
 
 
 # -- chunks: what one engine task runs ---------------------------------------------------
-def predict_rows(model, sources: dict, start: int, stop: int, batch_size: int, seed=None):
-    """``(first_row, outputs)`` per batch of rows start:stop.
+def predict_rows(model, sources: dict, start: int, stop: int, batch_size: int, seed=None,
+                 first_row: int = 0):
+    """``(row, outputs)`` per batch of rows start:stop of ``sources``, whose row 0 is row
+    ``first_row`` of the whole input (a chunk's sources start at the chunk).
 
     With a seed, the batch at row r draws any randomness from ``default_rng([seed, r])``,
     so a stochastic model gives the same rows on any engine and any chunking.
     """
     for first, batch in batches(sources, start, stop, batch_size):
-        yield first, predict_batch(model, batch, None if seed is None else [seed, first])
+        row = first_row + first
+        yield row, predict_batch(model, batch, None if seed is None else [seed, row])
 
 
 def evaluate_rows(trainer, sources: dict, start: int, stop: int, batch_size: int,
-                  seed=None) -> list:
+                  seed=None, first_row: int = 0) -> list:
     """Per-batch ``(logs, rows)`` of rows start:stop, in row order.
 
     Without a seed any randomness comes from the graph's generator, as in
-    ``Trainer.evaluate``; with one, the batch at row r uses ``default_rng([seed, r])``.
+    ``Trainer.evaluate``; with one, the batch at row r (``first_row`` as in
+    ``predict_rows``) uses ``default_rng([seed, r])``.
     """
     parts = []
     for first, batch in batches(sources, start, stop, batch_size):
-        rng = trainer.graph.rng() if seed is None else np.random.default_rng([seed, first])
+        rng = trainer.graph.rng() if seed is None else \
+            np.random.default_rng([seed, first_row + first])
         parts.append(evaluate_batch(trainer, batch, CallContext(training=False, rng=rng)))
     return parts
 
