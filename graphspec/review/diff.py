@@ -95,11 +95,10 @@ def _config_changes(name, old_layer, new_layer, mapping) -> list:
 
 def _explicit_args(layer) -> dict:
     """The arguments that differ from their defaults (what the spec spelled out)."""
-    declared = getattr(layer, "ARGS", {})
-    defaults = {k: s["default"] for k, s in declared.items() if "default" in s}
-    config = layer_config(layer)
-    order = [k for k in declared if k in config] + [k for k in config if k not in declared]
-    return {k: config[k] for k in order if k not in defaults or plain(defaults[k]) != config[k]}
+    defaults = {k: s["default"] for k, s in getattr(layer, "ARGS", {}).items()
+                if "default" in s}
+    return {k: v for k, v in layer_config(layer).items()
+            if k not in defaults or plain(defaults[k]) != v}
 
 
 def _param_count(layer) -> int:

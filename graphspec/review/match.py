@@ -26,8 +26,10 @@ def plain(value, rename: dict | None = None):
 
 
 def layer_config(layer, rename: dict | None = None) -> dict:
-    """The layer's arguments (defaults filled in) as plain data."""
-    return {arg: plain(value, rename) for arg, value in layer.config.items()}
+    """The layer's arguments (defaults filled in) as plain data, in declaration order."""
+    declared = [a for a in getattr(layer, "ARGS", {}) if a in layer.config]
+    order = declared + [a for a in layer.config if a not in declared]
+    return {arg: plain(layer.config[arg], rename) for arg in order}
 
 
 def _containers(graph) -> dict:
