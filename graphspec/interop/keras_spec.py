@@ -1,0 +1,79 @@
+"""Imported spec data -> reviewable YAML text, checked by the real pipeline before use.
+
+The text is written in the shipped specs' style (one flow mapping per layer and per
+call) and then read back through the loader, the schema and the compiler: what
+``import-keras`` writes is exactly what was validated, and each weight is checked
+against the shape the compiled layer needs.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import yaml
+
+from ..compiler import Compiler
+from ..errors import InputError
+from ..graph.graph import Graph
+from ..spec.loader import load_text
+from ..spec.validate import schema_errors, substitute_params
+
+
+def _flow(value) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, sort_keys=False,
+                          width=1 << 30).strip()
+
+
+def spec_yaml(spec: dict, source: str) -> str:
+    lines = ["# yaml-language-server: $schema=graphspec.schema.json",
+             f"# Imported from {json.dumps(str(source))} by graphspec import-keras.",
+             "graphspec: 1", f"description: {json.dumps(spec['description'])}"]
+    if spec.get("layers"):
+        lines.append("layers:")
+        lines += [f"  {name}: {_flow(layer)}" for name, layer in spec["layers"].items()]
+    lines.append("models:")
+    for name, model in spec["models"].items():
+        lines.append(f"  {name}:")
+        if model.get("trainable") is False:
+            lines.append("    trainable: false")
+        lines.append("    inputs:")
+        lines += [f"      {k}: {_flow(v)}" for k, v in model["inputs"].items()]
+        lines.append("    calls:" if model["calls"] else "    calls: []")
+        lines += [f"      - {_flow(call)}" for call in model["calls"]]
+        lines.append(f"    outputs: {_flow(model['outputs'])}")
+    return "\n".join(lines) + "\n"
+
+
+def compile_text(text: str, name: str) -> Graph:
+    """The uninitialised Graph of spec ``text``; any problem is one InputError line."""
+    located = load_text(text, name)
+    errors = substitute_params(located) + schema_errors(located)
+    compiler = None
+    if not errors:
+        compiler = Compiler(located).compile()
+        errors = compiler.errors
+    if errors:
+        raise InputError(f"{name}: the converted spec does not compile: "
+                         f"{errors[0].path}: {errors[0].message}")
+    return Graph(located.file, compiler.layers, compiler.models, None, spec=located.data)
+
+
+def check_spec(text: str, source: str, weights: dict | None) -> Graph:
+    graph = compile_text(text, f"{source} (as a spec)")
+    if weights is None:
+        return graph
+    specs = graph.weight_specs()
+    for key, spec in specs.items():
+        if key not in weights:
+            raise InputError(f"{source}: model.weights.h5 has no value for '{key}'")
+        value = weights[key]
+        if value.shape != tuple(spec.shape):
+            raise InputError(f"{source}: weight '{key}' has shape {value.shape} in "
+                             f"model.weights.h5; graphspec's layer needs {spec.shape}")
+        if not np.all(np.isfinite(value)):
+            raise InputError(f"{source}: weight '{key}' contains NaN or Inf")
+    extra = sorted(set(weights) - set(specs))
+    if extra:
+        raise InputError(f"{source}: model.weights.h5 holds '{extra[0]}', which no "
+                         "graphspec layer uses")
+    return graph
