@@ -117,7 +117,7 @@ def test_inspect_nodes_with_inputs_shows_statistics(tmp_path):
     np.save(tmp_path / "x.npy", np.ones((6, 4), np.float32))
     result = run("inspect-nodes", spec, "--format", "json", "--input", f"x={tmp_path / 'x.npy'}",
                  "--seed", "1")
-    records = json.loads(result.output)
+    records = json.loads(result.stdout)
     stats = records[1]["stats"][0]
     assert stats["shape"] == [6, 3] and abs(stats["mean"] - 1 / 3) < 1e-6
     table = run("inspect-nodes", spec, "--layer", "out").output
@@ -156,3 +156,27 @@ def test_committed_schema_file_is_current():
     from graphspec.spec.schema import spec_schema
     committed = json.loads((REPO / "graphspec.schema.json").read_text())
     assert committed == spec_schema(), "run `make schema` and commit graphspec.schema.json"
+
+
+def test_running_without_weights_warns_once_with_the_seed(tmp_path):
+    """Issue 15 defect 4: random weights were used silently."""
+    import re
+    spec = write_spec(tmp_path, MLP.replace("outputs: [probs]", "outputs: [probs]\ntraining:\n"
+                                            "  default: {model: mlp, loss: mse}"))
+    np.save(tmp_path / "x.npy", np.ones((2, 4), np.float32))
+    np.savez(tmp_path / "d.npz", x=np.ones((2, 4), np.float32), probs=np.ones((2, 3)))
+    x = f"x={tmp_path / 'x.npy'}"
+    for argv in (["predict", spec, "--input", x], ["inspect-nodes", spec, "--input", x],
+                 ["evaluate", spec, "--data", tmp_path / "d.npz"]):
+        result = run(*argv)
+        assert result.exit_code == 0, result.output
+        warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+        assert len(warnings) == 1, result.stderr
+        seed = re.search(r"fresh random weights \(seed (\d+); --seed \1 repeats them\)",
+                         warnings[0])
+        assert seed, warnings[0]
+        again = run(*argv, "--seed", seed.group(1))
+        assert again.stdout == result.stdout          # the seed shown does repeat the run
+    run("build", spec, "-o", tmp_path / "w.npz")
+    quiet = run("predict", spec, "--input", x, "--weights", tmp_path / "w.npz")
+    assert quiet.exit_code == 0 and "warning" not in quiet.stderr

@@ -3,6 +3,7 @@ loading a spec with its weights."""
 from __future__ import annotations
 
 import functools
+import secrets
 import sys
 
 import click
@@ -10,7 +11,8 @@ import yaml
 
 from .. import api
 from ..errors import GraphspecError, SpecErrors
-from ..io.files import load_npy
+from ..io.files import load_npy, npz_bytes
+from ..runtime import memory
 
 def fail(message: str, code: int = 1):
     click.echo(message, err=True)
@@ -32,7 +34,8 @@ def friendly_errors(command):
         except KeyboardInterrupt:
             fail("interrupted", 130)
         except MemoryError:
-            fail("error: out of memory (try a smaller --batch-size)")
+            fail("error: out of memory although the estimate fitted (try a smaller "
+                 "--batch-size, or --max-memory to set the budget)")
         except Exception as exc:  # noqa: BLE001 - the promise is: no traceback, ever
             fail(f"internal error: {type(exc).__name__}: {exc} (this is a graphspec bug; "
                   "please report it with the spec that caused it)", 3)
@@ -89,10 +92,61 @@ seed_option = click.option("--seed", type=int, default=None,
 
 
 
-def load_graph(spec, seed, weights, params):
-    graph = api.load(spec, seed=seed, params=parse_params(params))
+class _Size(click.ParamType):
+    name = "SIZE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        try:
+            return memory.parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+max_memory_option = click.option(
+    "--max-memory", type=_Size(), default=None, metavar="SIZE",
+    help="Memory budget, e.g. 4G or 512M (default: what the system has available and the "
+         "address-space limit allow). A model estimated to need more is refused up front.")
+
+
+def open_spec(spec, params):
+    """The compiled spec with no weights allocated yet (see :func:`fill_weights`)."""
+    return api.load(spec, params=parse_params(params), initialize=False)
+
+
+def check_memory(model, batch_size: int = 0, max_memory=None, weights=None, training=False,
+                 optimizer=None):
+    """Refuse before allocating when ``model`` (and a ``--weights`` file being read)
+    would not fit; returns the estimate."""
+    est = memory.estimate(model, batch_size, training=training, optimizer=optimizer)
+    extra = npz_bytes(weights) if weights else 0
+    memory.check(est, max_memory, extra, "--weights file")
+    return est
+
+
+def fill_weights(graph, seed, weights, warn_if_random: bool = False):
+    """Allocate the weights (after :func:`check_memory`): from ``--weights`` or fresh
+    from ``seed``. Returns the seed used. Running on random weights by accident (a
+    forgotten ``--weights``) gets one warning line with the seed that repeats it."""
+    if not weights and warn_if_random and seed is None:
+        seed = secrets.randbelow(2 ** 31)
+    graph.initialize(seed)
     if weights:
         graph.load_weights(weights)
+    elif warn_if_random:
+        click.echo(f"warning: no --weights given: using fresh random weights (seed {seed}; "
+                   f"--seed {seed} repeats them); pass --weights W.npz from build or train",
+                   err=True)
+    return seed
+
+
+def load_graph(spec, seed, weights, params, max_memory=None):
+    """Compile, check that every model's weights fit, then allocate them."""
+    graph = open_spec(spec, params)
+    for model in graph.models.values():
+        check_memory(model, 0, max_memory, weights)
+    fill_weights(graph, seed, weights)
     return graph
 
 

@@ -10,7 +10,8 @@ from ..errors import InputError
 from ..io.files import guard_outputs, inside, load_npz, save_json
 from ..train.job import build_job
 from ..train.trainer import DataError, Trainer
-from .common import friendly_errors, load_graph, seed_option, set_option
+from .common import (check_memory, fill_weights, friendly_errors, max_memory_option, open_spec,
+                     seed_option, set_option)
 
 
 def _job_overrides(loss, optimizer, learning_rate, epochs, batch_size, validation_split,
@@ -61,12 +62,13 @@ def _naming(data_path):
 @click.option("--optimizer", type=click.Choice(["sgd", "rmsprop", "adam"]))
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True))
 @click.option("--freeze", multiple=True, help="Freeze a layer or model for this job.")
+@max_memory_option
 @seed_option
 @set_option
 @friendly_errors
 def train(spec, model_name, job_name, data, epochs, batch_size, weights, output,
           validation_split, checkpoint_dir, resume, history, on_nan, loss, optimizer,
-          learning_rate, freeze, seed, params):
+          learning_rate, freeze, max_memory, seed, params):
     """Train a model on DATA.npz; save the trained weights to OUTPUT."""
     # Outputs are checked first: a typo in a directory fails now, not after training,
     # and no output may be one of the files the run reads.
@@ -74,10 +76,14 @@ def train(spec, model_name, job_name, data, epochs, batch_size, weights, output,
     guard_outputs({"-o": output, "--history": history, "--checkpoint": checkpoint},
                   {"SPEC": spec, "--weights": weights, "--data": data,
                    **({"--checkpoint": checkpoint} if resume else {})})
-    graph = load_graph(spec, seed, weights, params)
+    graph = open_spec(spec, params)
     overrides = _job_overrides(loss, optimizer, learning_rate, epochs, batch_size,
                                validation_split, freeze)
-    trainer = Trainer(graph, build_job(graph, job_name, model_name, overrides))
+    job = build_job(graph, job_name, model_name, overrides)
+    check_memory(job.model, job.batch_size, max_memory, weights, training=True,
+                 optimizer=job.optimizer)
+    fill_weights(graph, seed, weights)
+    trainer = Trainer(graph, job)
     arrays = load_npz(data)
     with _naming(data):
         result = trainer.fit(arrays, seed=seed, checkpoint_dir=checkpoint_dir, resume=resume,
@@ -101,14 +107,18 @@ def train(spec, model_name, job_name, data, epochs, batch_size, weights, output,
 @click.option("--batch-size", type=click.IntRange(min=1), default=32)
 @click.option("--loss", help="Loss for every output (overrides the job).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@max_memory_option
 @seed_option
 @set_option
 @friendly_errors
-def evaluate(spec, model_name, job_name, data, weights, batch_size, loss, fmt, seed, params):
+def evaluate(spec, model_name, job_name, data, weights, batch_size, loss, fmt, max_memory, seed,
+             params):
     """Loss and metrics of a model on DATA.npz (no training)."""
     guard_outputs({}, {"SPEC": spec, "--weights": weights, "--data": data})
-    graph = load_graph(spec, seed, weights, params)
+    graph = open_spec(spec, params)
     job = build_job(graph, job_name, model_name, {"loss": loss} if loss else {})
+    check_memory(job.model, batch_size, max_memory, weights)
+    fill_weights(graph, seed, weights, warn_if_random=True)
     with _naming(data):
         result = Trainer(graph, job).evaluate(load_npz(data), batch_size)
     if fmt == "json":

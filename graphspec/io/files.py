@@ -349,6 +349,16 @@ def _check_npy(path, size: int) -> None:
                          "file holds (truncated or forged)")
 
 
+def npz_bytes(path) -> int:
+    """The uncompressed size an ``.npz`` declares (0 if it is not a readable zip):
+    what loading it will allocate, known without inflating anything."""
+    try:
+        with zipfile.ZipFile(os.fspath(path)) as archive:
+            return sum(member.file_size for member in archive.infolist())
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, ValueError):
+        return 0
+
+
 def load_npz(path) -> dict:
     """Arrays of an ``.npz`` keyed by name; pickled (object) arrays are refused."""
     path = os.fspath(path)
