@@ -13,6 +13,11 @@ def write_csv(path, header, rows):
     return str(path)
 
 
+@pytest.fixture(name="write_csv")
+def write_csv_fixture():
+    return write_csv
+
+
 @pytest.fixture(scope="session")
 def iris_csvs(tmp_path_factory):
     """iris_train.csv (120 rows) and iris_test.csv (30 rows), species as text."""
