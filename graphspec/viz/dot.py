@@ -1,9 +1,9 @@
 """A scene as Graphviz DOT text.
 
 Every identifier in the text is generated (``n3``, ``i0``, ``cluster_2``); names from the
-spec appear only inside HTML-like labels, escaped as XML text, so a name holding quotes,
-angle brackets, braces or backslashes can neither break the file nor be read by Graphviz
-as an escape sequence (``\\N``, ``\\G``) the way it would in a quoted label.
+spec appear only inside HTML-like labels, escaped as XML text with backslashes doubled,
+so a name holding quotes, angle brackets, braces or backslashes can neither break the
+file nor be read by Graphviz as an escape sequence (``\\N``, ``\\G``).
 """
 from __future__ import annotations
 
@@ -26,9 +26,11 @@ def visible(text) -> str:
 
 
 def html(text) -> str:
-    """Text for inside an HTML-like label: visible, and XML-escaped."""
-    return (visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;").replace("'", "&#39;"))
+    """Text for inside an HTML-like label: visible, XML-escaped, and with backslashes
+    doubled: Graphviz substitutes ``\\N``, ``\\G``... even inside HTML labels (after
+    decoding entities, so ``&#92;`` would not help); ``\\\\`` is its literal backslash."""
+    return (visible(text).replace("\\", "\\\\").replace("&", "&amp;").replace("<", "&lt;")
+            .replace(">", "&gt;").replace('"', "&quot;").replace("'", "&#39;"))
 
 
 def _small(text: str, colour: str = "#333333") -> str:

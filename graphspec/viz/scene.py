@@ -203,5 +203,7 @@ def _legend_text(instance, shown: int) -> str:
     calls = ", ".join(f"{n.model} (node {n.node_index})" for n in nodes[:4])
     more = f" and {len(nodes) - 4} more" if len(nodes) > 4 else ""
     kind = "Model" if isinstance(instance, Model) else instance.TYPE
+    note = "" if shown == len(nodes) else f"; {shown} of them drawn here" \
+        if shown < len(nodes) else f"; drawn {shown} times here (sub-models expanded)"
     return (f"{short(instance.name)} ({kind}): one instance, {len(nodes)} calls: "
-            f"{calls}{more}" + ("" if shown == len(nodes) else f"; drawn {shown} times here"))
+            f"{calls}{more}{note}")
