@@ -112,10 +112,13 @@ def model_diff(old_model, new_model, rename) -> dict:
     old_nodes, new_nodes = _nodes(old_model, rename), _nodes(new_model, lambda n: n)
     trainable = [] if bool(old_model.trainable) == bool(new_model.trainable) else \
         [{"old": bool(old_model.trainable), "new": bool(new_model.trainable)}]
+    outputs = _interface(_tensors(old_model.outputs), _tensors(new_model.outputs))
+    nodes = _node_changes(old_nodes, new_nodes)
+    listed = {c["name"] for c in outputs["changed"]}     # said once, as an output change
+    nodes["shapes"] = [s for s in nodes["shapes"] if s["tensor"] not in listed]
     return {"trainable": trainable,
             "inputs": _interface(_tensors(old_model.inputs), _tensors(new_model.inputs)),
-            "outputs": _interface(_tensors(old_model.outputs), _tensors(new_model.outputs)),
-            "nodes": _node_changes(old_nodes, new_nodes),
+            "outputs": outputs, "nodes": nodes,
             "sharing": _sharing(old_nodes, new_nodes),
             "effective_trainable": _trainability(old_model, new_model, rename),
             "params": _totals(old_model, new_model)}
