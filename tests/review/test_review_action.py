@@ -130,3 +130,25 @@ def test_posting_creates_a_comment_and_survives_a_failing_gh(tmp_path, monkeypat
     assert action.main(env, repo=str(repo)) == 1      # the verdict, not the posting
     assert "::warning title=graphspec review::could not post the review comment" in \
         capsys.readouterr().out
+
+
+def test_action_yml_passes_inputs_through_the_environment_only():
+    import yaml
+    from specs_util import REPO
+    spec = yaml.safe_load((REPO / "action.yml").read_text())
+    assert spec["runs"]["using"] == "composite"
+    steps = spec["runs"]["steps"]
+    for step in steps:
+        assert "${{" not in step.get("run", ""), step     # no expression in a shell line
+    script = steps[-1]
+    assert script["run"] == "python -m graphspec.review.action"
+    source = open(action.__file__).read()
+    for name, value in script["env"].items():
+        assert f'"{name}"' in source, f"action.py does not read {name}"
+        assert value.startswith("${{ inputs.") and value[len("${{ inputs."):-3] in spec["inputs"]
+    workflow = yaml.safe_load((REPO / ".github/workflows/example-graphspec-review.yml")
+                              .read_text())
+    job = workflow["jobs"]["review"]
+    assert job["steps"][0]["with"]["fetch-depth"] == 0
+    assert job["steps"][1]["uses"] == "./"
+    assert workflow["permissions"]["pull-requests"] == "write"
