@@ -84,9 +84,12 @@ def _cluster(cluster: Cluster, indent: str) -> list:
         label = f'<{title} <FONT POINT-SIZE="10" COLOR="#555555">(model)</FONT>>'
         style = ['style="rounded,dashed"', 'color="#888888"', 'fontsize=13']
     else:
+        # An empty cell as wide as the text keeps the cluster at least twice the title's
+        # width, so the edges entering at its centre pass beside the title, not through.
+        spacer = int(max(len(short(cluster.title)), 0.8 * len(cluster.subtitle)) * 7.5) + 16
         label = (f'<<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="0"><TR><TD ALIGN="LEFT">'
-                 f'{title}</TD></TR><TR><TD ALIGN="LEFT">{_small(html(cluster.subtitle))}'
-                 "</TD></TR></TABLE>>")
+                 f'{title}</TD><TD ROWSPAN="2" WIDTH="{spacer}"> </TD></TR><TR>'
+                 f'<TD ALIGN="LEFT">{_small(html(cluster.subtitle))}</TD></TR></TABLE>>')
         style = ['style="rounded,filled"', f'fillcolor="{cluster.fill or SUBMODEL_FILL}"',
                  'color="#555555"', 'fontsize=11']
     lines = [f"{indent}subgraph {cluster.id} {{", f"{indent}  label={label};",
