@@ -61,6 +61,14 @@ def agreement(expected: dict, got: dict) -> dict:
     return report
 
 
+def draws_noise(model) -> bool:
+    """Whether ``model`` calls random_normal/random_uniform (then it agrees with predict
+    in distribution only: onnxruntime draws from its own generator)."""
+    from .onnx_expr import parse_layer_expression
+    return any(layer.TYPE in ("Lambda", "Merge") and
+               parse_layer_expression(layer).uses_random for layer in model.layers())
+
+
 def check_against_predict(model, proto, feeds: dict) -> dict:
     """``agreement`` of onnxruntime's outputs with ``model.predict`` on ``feeds``."""
     return agreement(model.predict(feeds), run_onnxruntime(proto, feeds))

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputError, SpecError
+from ..errors import GraphspecError, InputError, SpecError
 
 ONNX_EXTRA = "graphspec export --format onnx needs the onnx extra: pip install 'graphspec[onnx]'"
 
@@ -66,10 +66,16 @@ class Walker:
         for node in model.nodes:
             hint = scope + (node.output_tensors[0].name if node.output_tensors
                             else node.layer.name)
-            outs = self.convert(node.layer, [values[id(t)] for t in node.input_tensors],
-                                [tuple(t.shape) for t in node.input_tensors],
-                                [dtypes[id(t)] for t in node.input_tensors],
-                                [tuple(t.shape) for t in node.output_tensors], hint)
+            try:
+                outs = self.convert(node.layer, [values[id(t)] for t in node.input_tensors],
+                                    [tuple(t.shape) for t in node.input_tensors],
+                                    [dtypes[id(t)] for t in node.input_tensors],
+                                    [tuple(t.shape) for t in node.output_tensors], hint)
+            except SpecError:
+                raise       # already located (in a sub-model)
+            except GraphspecError as exc:
+                # a refusal found while translating (an expression construct)
+                raise _located(model.graph, node, str(exc)) from None
             for tensor, name in zip(node.output_tensors, outs):
                 values[id(tensor)] = name
                 dtypes[id(tensor)] = np.dtype(tensor.dtype)

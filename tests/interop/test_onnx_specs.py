@@ -7,9 +7,8 @@ import pytest
 from specs_util import SPECS
 
 import graphspec
-from graphspec.interop.onnx_check import check_against_predict, random_feeds
+from graphspec.interop.onnx_check import check_against_predict, draws_noise, random_feeds
 from graphspec.interop.onnx_export import to_onnx
-from graphspec.interop.onnx_expr import parse_layer_expression
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -25,11 +24,6 @@ REDUCED = {
     "vin.yaml": {"grid": 4, "hidden": 3},
 }
 ALL_SPECS = sorted(p.name for p in SPECS.glob("*.yaml"))
-
-
-def draws_noise(model) -> bool:
-    return any(layer.TYPE in ("Lambda", "Merge") and
-               parse_layer_expression(layer).uses_random for layer in model.layers())
 
 
 def load(name):
