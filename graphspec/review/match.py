@@ -9,6 +9,9 @@ recognised link by link; a candidate that fits two ways is left as remove + add.
 """
 from __future__ import annotations
 
+import json
+from collections import Counter
+
 from ..graph.model import Model
 from ..layers.base import Layer
 
@@ -41,57 +44,88 @@ def _containers(graph) -> dict:
     return inside
 
 
+class _Places:
+    """Where each layer of one graph sits, with the lookups built once per graph."""
+
+    def __init__(self, graph):
+        self.graph = graph
+        self.inside = _containers(graph)
+        self.position = {id(node): i for model in graph.models.values()
+                         for i, node in enumerate(model.nodes)}
+
+    def of(self, layer, rename) -> set:
+        """Its inbound structure and node position, per call (or its wrapper)."""
+        found = set()
+        for node in layer.inbound_nodes:
+            found.add(("position", node.model, self.position.get(id(node), -1)))
+            found.add(("inbound", node.model,
+                       tuple(_source(t, rename) for t in node.input_tensors)))
+        if not layer.inbound_nodes:
+            container = self.inside.get(layer.name)
+            found.add(("inside", rename(container)) if container else ("unused",))
+        return found
+
+
 def _source(tensor, rename) -> tuple:
     if tensor.history is None:
         return ("input", tensor.name)
     return ("out", rename(tensor.history.layer.name), tensor.history.tensor_index)
 
 
-def places(graph, layer, rename, inside: dict) -> set:
-    """Where ``layer`` sits: its inbound structure and node positions, per call
-    (``inside``: the wrapper of each layer that has no calls, from ``_containers``)."""
-    found = set()
-    for node in layer.inbound_nodes:
-        model = graph.models.get(node.model)
-        position = next((i for i, n in enumerate(model.nodes) if n is node), -1) \
-            if model is not None else -1
-        found.add(("position", node.model, position))
-        found.add(("inbound", node.model, tuple(_source(t, rename) for t in node.input_tensors)))
-    if not layer.inbound_nodes:
-        container = inside.get(layer.name)
-        found.add(("inside", rename(container)) if container else ("unused",))
-    return found
+def _structure(value):
+    """Config data with each wrapped layer replaced by its own type and config, so a
+    wrapper and the layer it wraps can both be renamed in one change."""
+    if isinstance(value, Layer):
+        return {"type": value.TYPE, "config": _structure(value.config)}
+    if isinstance(value, Model):
+        return value.name
+    if isinstance(value, dict):
+        return {str(k): _structure(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_structure(v) for v in value]
+    return value
+
+
+def _signature(layer) -> str:
+    return layer.TYPE + json.dumps(_structure(layer.config), sort_keys=True, default=str)
 
 
 def match_layers(old, new) -> dict:
     """``{old layer name: new layer name}`` for every layer present in both graphs."""
     mapping = {name: name for name in old.layers if name in new.layers}
+    old_places, new_places = _Places(old), _Places(new)
     while True:
-        renames = _find_renames(old, new, mapping)
+        renames = _find_renames(old_places, new_places, mapping)
         if not renames:
             return mapping
         mapping.update(renames)
 
 
-def _find_renames(old, new, mapping) -> dict:
+def _find_renames(old_places, new_places, mapping) -> dict:
+    """One round of renames: old layers with exactly one unmatched new layer of the
+    same signature (type and config) sharing a place with it, and vice versa."""
+    old, new = old_places.graph, new_places.graph
     taken = set(mapping.values())
-    removed = [n for n in old.layers if n not in mapping]
-    added = [n for n in new.layers if n not in taken]
-    if not removed or not added:
+    index: dict = {}       # (signature, place) -> unmatched new layer names
+    for name, layer in new.layers.items():
+        if name not in taken:
+            signature = _signature(layer)
+            for place in new_places.of(layer, lambda x: x):
+                index.setdefault((signature, place), set()).add(name)
+    if not index:
         return {}
 
     def old_name(name):
         return mapping.get(name, f"\0old:{name}") if name in old.layers else name
-    new_inside, old_inside = _containers(new), _containers(old)
-    new_places = {n: places(new, new.layers[n], lambda x: x, new_inside) for n in added}
-    new_configs = {n: layer_config(new.layers[n]) for n in added}
     picks: dict = {}
-    for name in removed:
-        layer = old.layers[name]
-        config, where = layer_config(layer, mapping), places(old, layer, old_name, old_inside)
-        fits = [a for a in added if new.layers[a].TYPE == layer.TYPE
-                and new_configs[a] == config and new_places[a] & where]
+    for name, layer in old.layers.items():
+        if name in mapping:
+            continue
+        signature = _signature(layer)
+        fits = set()
+        for place in old_places.of(layer, old_name):
+            fits |= index.get((signature, place), set())
         if len(fits) == 1:
-            picks[name] = fits[0]
-    chosen = list(picks.values())
-    return {o: n for o, n in picks.items() if chosen.count(n) == 1}
+            picks[name] = fits.pop()
+    chosen = Counter(picks.values())
+    return {o: n for o, n in picks.items() if chosen[n] == 1}

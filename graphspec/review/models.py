@@ -28,11 +28,17 @@ def _nodes(model, rename) -> dict:
             produced[id(tensor)] = ("node", key, i)
         index[key] = {"layer": node.layer, "sources": sources,
                       "inputs": [t.name for t in node.input_tensors],
+                      "origins": [t.name if s[0] == "input" else f"{t.name} from {_call_name(s[1])}"
+                                  for t, s in zip(node.input_tensors, sources)],
                       "outputs": [t.name for t in node.output_tensors],
                       "shapes": [shape_text(t.shape) for t in node.output_tensors]}
     for key, record in index.items():
         record["label"] = key[0] if counts[key[0]] == 1 else f"{key[0]}[{key[1]}]"
     return index
+
+
+def _call_name(key) -> str:
+    return key[0] if key[1] == 0 else f"{key[0]}[{key[1]}]"
 
 
 def _tensors(tensors) -> dict:
@@ -63,7 +69,8 @@ def _node_changes(old_nodes: dict, new_nodes: dict) -> dict:
         if old is None:
             continue
         if old["sources"] != new["sources"]:
-            rewired.append({"node": new["label"], "old": old["inputs"], "new": new["inputs"]})
+            rewired.append({"node": new["label"], "old": old["origins"],
+                            "new": new["origins"]})
         for i, (was, now) in enumerate(zip(old["shapes"], new["shapes"])):
             if was != now:
                 shapes.append({"tensor": new["outputs"][i], "node": new["label"],

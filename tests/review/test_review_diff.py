@@ -163,8 +163,9 @@ def test_sharing_changes(tmp_path):
     mlp = diff.models[0]
     assert mlp["sharing"] == [{"layer": "dense_2", "old": 1, "new": 2, "now": "shared"}]
     assert [n["node"] for n in mlp["nodes"]["added"]] == ["dense_2[1]"]
-    assert mlp["nodes"]["rewired"] == [{"node": "predictions", "old": ["hidden_2"],
-                                        "new": ["hidden_3"]}]
+    assert mlp["nodes"]["rewired"] == [{"node": "predictions",
+                                        "old": ["hidden_2 from dense_2"],
+                                        "new": ["hidden_3 from dense_2[1]"]}]
     assert mlp["params"]["delta"]["total"] == 0          # a shared layer adds no weights
     back = diff_specs(new, shipped(MLP)).models[0]
     assert back["sharing"] == [{"layer": "dense_2", "old": 2, "new": 1, "now": "not shared"}]
@@ -223,3 +224,46 @@ def test_markdown_is_one_table_and_escapes_spec_text(tmp_path):
     assert lines[2] == "| | change | where | before | after |"
     assert "| **layers** | config | `predictions.units` | 10 | 12 |" in lines
     assert all(line.count("|") - line.count("\\|") == 6 for line in lines[2:])
+
+
+BIDIRECTIONAL = """
+graphspec: 1
+layers:
+  enc: {type: LSTM, units: 4, return_sequences: true}
+  bi: {type: Bidirectional, layer: enc}
+  head: {type: Dense, units: 2}
+models:
+  m:
+    inputs:
+      x: {shape: [5, 3]}
+    calls:
+      - {layer: bi, in: x, out: h}
+      - {layer: head, in: h, out: y}
+    outputs: [y]
+"""
+
+
+def test_wrapper_and_wrapped_layer_renamed_together(tmp_path):
+    old = tmp_path / "old.yaml"
+    old.write_text(BIDIRECTIONAL)
+    new = tmp_path / "new.yaml"
+    new.write_text(BIDIRECTIONAL.replace("enc:", "encoder:").replace("layer: enc}",
+                   "layer: encoder}").replace("bi:", "both:").replace("layer: bi,", "layer: both,"))
+    diff = diff_specs(old, new)
+    assert {(r["old"], r["new"]) for r in diff.layers["renamed"]} == {
+        ("bi", "both"), ("enc", "encoder"), ("backward_enc", "backward_encoder")}
+    assert diff.layers["added"] == diff.layers["removed"] == diff.layers["config"] == []
+    assert diff.models == []
+
+
+def test_model_option_narrows_layers_models_and_jobs(tmp_path):
+    new = edited(tmp_path, "shared_vision.yaml",
+                 ("conv_1: {type: Conv2D, filters: 64,", "conv_1: {type: Conv2D, filters: 32,"),
+                 ("activation: sigmoid", "activation: tanh"))
+    whole = diff_specs(shipped("shared_vision.yaml"), new)
+    assert [c["layer"] for c in whole.layers["config"]] == ["conv_1", "same_digit"]
+    vision = diff_specs(shipped("shared_vision.yaml"), new, model="vision")
+    assert [c["layer"] for c in vision.layers["config"]] == ["conv_1"]
+    assert [m["name"] for m in vision.models] == ["vision"]
+    assert vision.training == []
+    assert vision.models[0]["params"]["delta"]["total"] == -(32 * 9 + 32) - 32 * 9 * 64
