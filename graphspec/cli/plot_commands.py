@@ -2,6 +2,8 @@
 (training curves). Thin: parse flags, guard the outputs, call graphspec.viz."""
 from __future__ import annotations
 
+import os
+
 import click
 
 from .. import api
@@ -10,6 +12,8 @@ from ..viz.graph_picture import graph_text, picture_format, plot_graph
 from ..viz.history_plot import plot_history
 from .common import friendly_errors, parse_params, set_option
 
+MERMAID_MAX_TEXT = 50_000     # mermaid's default maxTextSize
+MERMAID_MAX_EDGES = 500       # and maxEdges
 _NEXT = {"dot": "render it with: dot -Tsvg {out} -o graph.svg",
          "mmd": "paste it into a ```mermaid block in Markdown"}
 
@@ -50,6 +54,12 @@ def plot(spec, model_name, fmt, output, params):
     what = f"{len(scene.boxes())} boxes, {len(scene.clusters)} model(s)"
     hint = _NEXT.get(fmt, "").format(out=output)
     click.echo(f"wrote {output} ({what})" + (f"; {hint}" if hint else ""))
+    size = os.path.getsize(output)
+    if fmt == "mmd" and (size > MERMAID_MAX_TEXT or len(scene.edges) > MERMAID_MAX_EDGES):
+        click.echo(f"note: {output} has {size:,} characters and {len(scene.edges)} edges; "
+                   f"Mermaid renderers (GitHub's too) refuse more than {MERMAID_MAX_TEXT:,} "
+                   f"and {MERMAID_MAX_EDGES} by default: draw one model with --model, or "
+                   "write .svg", err=True)
 
 
 @click.command("plot-history")

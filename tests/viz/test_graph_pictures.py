@@ -257,3 +257,20 @@ def test_plot_prints_mermaid_by_default_and_one_model_on_request():
     assert "decoder_hidden" in result.output and "encoder_hidden" not in result.output
     result = run_plot([SPECS / "vae.yaml", "--model", "nope"])
     assert result.exit_code == 1 and "models: vae, decoder" in result.output
+
+
+def test_mermaid_too_big_for_renderers_gets_a_note(monkeypatch, tmp_path):
+    from graphspec.cli import plot_commands
+    monkeypatch.setattr(plot_commands, "MERMAID_MAX_EDGES", 3)
+    result = CliRunner().invoke(
+        plot, [str(SPECS / "inception.yaml"), "-o", str(tmp_path / "g.mmd")])
+    assert result.exit_code == 0
+    assert "characters and 9 edges" in result.stderr and "draw one model with --model" in result.stderr
+    result = run_plot([SPECS / "mlp.yaml", "-o", tmp_path / "small.mmd"])
+    assert "note:" not in result.output
+
+
+def test_a_missing_spec_is_one_line(tmp_path):
+    result = run_plot([tmp_path / "nope.yaml", "-o", tmp_path / "g.svg"])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert "nope.yaml" in result.output and not (tmp_path / "g.svg").exists()
