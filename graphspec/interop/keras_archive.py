@@ -33,16 +33,16 @@ CONFIG_MEMBER, METADATA_MEMBER, WEIGHTS_MEMBER = "config.json", "metadata.json",
     "model.weights.h5"
 # deflate, shuffle, fletcher32, szip, nbit, scaleoffset, lzf: HDF5's own and h5py's
 SAFE_H5_FILTERS = {1, 2, 3, 4, 5, 6, 32000}
-KERAS_EXTRA = "graphspec import-keras needs the keras extra: pip install 'graphspec[keras]'"
+KERAS_EXTRA = "{} needs the keras extra: pip install 'graphspec[keras]'"
 _BAD_MEMBER = re.compile(r"(^[/\\])|(^[A-Za-z]:)|\\|(^|/)\.\.(/|$)|[\x00-\x1f]")
 
 
-def h5py_module():
+def h5py_module(feature: str = "graphspec import-keras"):
     """h5py, imported only by the Keras feature; one line naming the extra if absent."""
     try:
         import h5py
     except ImportError:
-        raise InputError(KERAS_EXTRA) from None
+        raise InputError(KERAS_EXTRA.format(feature)) from None
     return h5py
 
 

@@ -204,7 +204,7 @@ class _Writer:
 
     # -- model.weights.h5 ----------------------------------------------------------------
     def weights_file(self, model) -> bytes:
-        h5py = h5py_module()
+        h5py = h5py_module("graphspec export --format keras")
         buffer = io.BytesIO()
         with h5py.File(buffer, "w") as h5:
             self._model_weights(h5, "", model)
