@@ -147,3 +147,13 @@ def test_readme_block_runs(repo_copy, line, kind, code, skipped):
         tail = "\n".join(output.strip().splitlines()[-15:])
         pytest.fail(f"README.md:{line}: the {kind} block exited {process.returncode}:\n"
                     f"{code}\n--- last output ---\n{tail}")
+
+
+def test_block_extraction_and_the_skip_mark():
+    text = "\n".join([
+        "# t", "```sh", "echo one", "```", "", SKIP_MARK, "", "```bash", "pip install x", "```",
+        "```python", "print(1)", "```", "```yaml", "a: 1", "```", "````sh", "```", "````"])
+    assert readme_blocks(text) == [(2, "shell", "echo one\n", False),
+                                   (8, "shell", "pip install x\n", True),
+                                   (11, "python", "print(1)\n", False),
+                                   (17, "shell", "```\n", False)]

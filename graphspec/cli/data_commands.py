@@ -10,8 +10,21 @@ import click
 from ..errors import InputError
 from ..io import files
 from ..io.modelfile import open_graph, save_model
-from ..io.tabular import load_table, profile_columns
+from ..io.table_readers import profile_columns
+from ..io.tabular import load_table
 from .common import friendly_errors, parse_params, set_option
+
+
+# The options the lead adds to train, evaluate and predict (tabular --data).
+columns_option = click.option(
+    "--columns", "columns", multiple=True, metavar="NAME=COLUMNS",
+    help="Map CSV/Parquet columns to a model input or target (repeatable): a column, a "
+         "span first:last or a comma list, e.g. --columns pixels=p0:p63. Overrides the "
+         "job's data: section.")
+categories_option = click.option(
+    "--categories", "categories", multiple=True, metavar="NAME",
+    help="NAME's column holds category names (class ids in a vocabulary the model file "
+         "keeps), e.g. --columns species=species --categories species.")
 
 
 def _guard(output, inputs: dict) -> None:

@@ -417,31 +417,45 @@ def open_graph(spec, weights=None, params: dict | None = None, seed: int | None 
     recorded in either apply unless ``--set`` gives them, and a contradicting ``--set``
     is refused; weights of another architecture are refused saying what they were for.
     """
-    from .. import api
     explicit = dict(params or {})
-    spec_meta = None
     if is_model_file(spec):
-        model_file = open_model_file(spec)
-        spec_meta = model_file.metadata
-        merged, notes = merge_params(model_file.params, explicit, str(spec))
-        graph = api.loads(model_file.spec_text, seed=seed, dtype=dtype, params=merged,
-                          name=_spec_display(spec, model_file.spec_name))
-        check_compatible(spec_meta, graph, str(spec))
-        graph.set_weights(model_file.weights, source=str(spec))
-        _attach(graph, spec_meta, model_file.spec_text, merged)
+        opened = _open_model_file_spec(spec, explicit, seed, dtype)
+        arrays = load_npz(weights) if weights else None
     else:
-        merged, notes = resolve_params(weights, explicit, spec)
-        graph = api.load(spec, seed=seed, dtype=dtype, params=merged,
-                         initialize=initialize or bool(weights))
-        _attach(graph, None, params=merged)
-    meta = spec_meta
-    if weights:
-        arrays = load_npz(weights)
+        arrays = load_npz(weights) if weights else None     # read once, used twice
+        opened = _open_yaml_spec(spec, arrays, weights, explicit, seed, dtype,
+                                 initialize or bool(weights))
+    if arrays is not None:
         meta = read_metadata(arrays, str(weights))
-        if spec_meta is not None and meta is not None:
-            merge_params(meta["params"], merged, str(weights))   # refuses a contradiction
-        check_compatible(meta, graph, str(weights))
-        graph.set_weights(arrays, source=str(weights))
+        if opened.metadata is not None and meta is not None:   # a model file and weights
+            merge_params(meta["params"], opened.graph.params, str(weights))
+        check_compatible(meta, opened.graph, str(weights))
+        opened.graph.set_weights(arrays, source=str(weights))
         if meta is not None:
-            _attach(graph, meta)
-    return Opened(graph, meta, notes)
+            _attach(opened.graph, meta)
+            opened.metadata = meta
+    return opened
+
+
+def _open_model_file_spec(path, explicit, seed, dtype) -> Opened:
+    from .. import api   # the API compiles; a model file only describes
+    model_file = open_model_file(path)
+    merged, notes = merge_params(model_file.params, explicit, str(path))
+    graph = api.loads(model_file.spec_text, seed=seed, dtype=dtype, params=merged,
+                      name=_spec_display(path, model_file.spec_name))
+    check_compatible(model_file.metadata, graph, str(path))
+    graph.set_weights(model_file.weights, source=str(path))
+    _attach(graph, model_file.metadata, model_file.spec_text, merged)
+    return Opened(graph, model_file.metadata, notes)
+
+
+def _open_yaml_spec(spec, arrays, weights, explicit, seed, dtype, initialize) -> Opened:
+    from .. import api
+    recorded = read_metadata(arrays, str(weights)) if arrays is not None else None
+    merged, notes = explicit, []
+    if recorded is not None and recorded["params"]:
+        merged, notes = merge_params(recorded["params"], explicit, str(weights),
+                                     _declared_params(spec))
+    graph = api.load(spec, seed=seed, dtype=dtype, params=merged, initialize=initialize)
+    _attach(graph, None, params=merged)
+    return Opened(graph, None, notes)

@@ -172,3 +172,26 @@ def test_a_model_file_with_a_pickled_member_is_refused(tmp_path, trained):
         np.savez(handle, **arrays)
     with pytest.raises(InputError, match="pickled"):
         modelfile.open_model_file(out)
+
+
+def test_a_model_file_and_weights_of_other_params_are_refused(trained, tmp_path):
+    graph, path = trained
+    out = str(tmp_path / "m.gspec.zip")
+    graph.params = {"input_dim": 64}
+    modelfile.save_model(graph, out, "mlp")
+    wide = graphspec.load(MLP, seed=0)
+    wide_path = str(tmp_path / "wide.npz")
+    wide.save_weights(wide_path, extra=modelfile.metadata_entry(wide, "mlp", {}))
+    with pytest.raises(InputError, match=r"--set input_dim=64 conflicts with input_dim=784 "
+                                         r"recorded in '.*wide.npz'"):
+        modelfile.open_graph(out, wide_path)
+    opened = modelfile.open_graph(out, path)            # same params: the weights apply
+    assert opened.metadata["params"] == {"input_dim": 64}
+
+
+def test_old_weights_without_metadata_still_load(tmp_path):
+    graph = graphspec.load(MLP, seed=0, params={"input_dim": 64})
+    path = str(tmp_path / "old.npz")
+    save_npz(path, {k: v.data for k, v in graph.weights().items()})
+    opened = modelfile.open_graph(MLP, path, {"input_dim": 64})
+    assert opened.metadata is None and opened.notes == []

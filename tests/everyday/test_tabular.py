@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from graphspec.errors import InputError
-from graphspec.io import tabular
+from graphspec.io import table_readers
 from graphspec.io.tabular import load_table, parse_columns, write_predictions_csv
 
 MAPPING = {"pixels": {"columns": "p0:p2"}, "label": {"column": "label", "categories": "auto"}}
@@ -13,7 +13,7 @@ MAPPING = {"pixels": {"columns": "p0:p2"}, "label": {"column": "label", "categor
 def reader(request, monkeypatch):
     """Every behaviour holds for the fast reader and for the csv-module reference."""
     if request.param == "reference":
-        monkeypatch.setattr(tabular, "_arrow_csv", lambda *args: None)
+        monkeypatch.setattr(table_readers, "_arrow_csv", lambda *args: None)
     return request.param
 
 
@@ -151,3 +151,17 @@ def test_predictions_csv_names_the_argmax_category(tmp_path):
     assert lines[0] == "species,species_probability,size"
     assert lines[1].startswith("versicolor,0.699999") and lines[1].endswith(",1.5")
     assert lines[2].startswith("setosa,0.8")
+
+
+def test_read_data_passes_npz_through_and_maps_tables_from_model_metadata(tmp_path, small):
+    from graphspec.io.tabular import read_data
+    np.savez(tmp_path / "d.npz", pixels=np.ones((2, 3)))
+    arrays, vocab, used = read_data(str(tmp_path / "d.npz"))
+    assert list(arrays) == ["pixels"] and vocab == {} and used == {}
+    metadata = {"columns": MAPPING, "vocabularies": {"label": ["dog", "cat"]}}
+    arrays, vocab, used = read_data(small, names=["pixels"], metadata=metadata)
+    assert list(arrays) == ["pixels"] and used == {"pixels": MAPPING["pixels"]}
+    arrays, vocab, _ = read_data(small, metadata=metadata)
+    np.testing.assert_array_equal(arrays["label"], [1, 0, 1])        # the recorded order
+    with pytest.raises(InputError, match=r"no columns are mapped to \['other'\]"):
+        read_data(small, names=["pixels", "other"], metadata=metadata)
