@@ -80,8 +80,6 @@ class Builder:
     def const(self, value, hint: str = "const", dtype=None) -> str:
         """An initializer holding ``value`` (cast to ``dtype`` if given)."""
         array = np.asarray(value, dtype=dtype)
-        if array.dtype == np.float64 and dtype is None:
-            array = array.astype(self.float_dtype)
         name = self.fresh(hint)
         # not np.ascontiguousarray: it turns a rank-0 scalar into shape (1,)
         self.initializers.append(numpy_helper.from_array(np.array(array, order="C"), name))
