@@ -38,6 +38,7 @@ from .. import api
 from ..errors import GraphspecError, InputError, SpecErrors
 from .diff import diff_specs
 from .models import summary
+from .render import code
 from .source import load_source
 
 MARKER = "<!-- graphspec-review -->"
@@ -131,13 +132,14 @@ def _validate(repo, path: str, params: dict, report: Report) -> bool:
 
 def _added_section(repo, path: str, params: dict) -> str:
     graph = load_source(os.path.join(repo, path), params)
-    lines = [f"#### `{path}`: new spec", "", "| model | inputs | outputs | params |",
+    lines = [f"#### {code(path)}: new spec", "", "| model | inputs | outputs | params |",
              "|---|---|---|---|"]
     for name, model in graph.models.items():
         entry = summary(model)
         ins = ", ".join(f"{t['name']} {t['shape']}" for t in entry["inputs"])
         outs = ", ".join(f"{t['name']} {t['shape']}" for t in entry["outputs"])
-        lines.append(f"| `{name}` | {ins} | {outs} | {entry['params']['total']:,} |")
+        lines.append(f"| {code(name)} | {code(ins)} | {code(outs)} | "
+                     f"{entry['params']['total']:,} |")
     return "\n".join(lines) + "\n"
 
 
@@ -146,8 +148,8 @@ def _diff_section(repo, base: str, old: str, new: str, params: dict, report: Rep
         diff = diff_specs(f"{base}:{os.path.join(repo, old)}", os.path.join(repo, new),
                           params_old=params, params_new=params)
     except SpecErrors as exc:
-        return (f"#### `{new}`: the base version does not compile, so there is nothing "
-                f"to compare with ({len(exc.errors)} error(s) at {base[:12]})\n")
+        return (f"#### {code(new)}: the base version does not compile, so there is nothing "
+                f"to compare with ({len(exc.errors)} error(s) at {code(base[:12])})\n")
     if diff.has_model_changes:
         report.changed += 1
         report.annotations.append(annotation("notice", new, "model changes: see the "
@@ -159,9 +161,9 @@ def _diff_section(repo, base: str, old: str, new: str, params: dict, report: Rep
 def _section(repo, base: str, status: str, old: str, new: str, params: dict, report) -> str:
     if status == "D":
         report.changed += 1
-        return f"#### `{old}`: spec removed\n"
+        return f"#### {code(old)}: spec removed\n"
     if not _validate(repo, new, params, report):
-        return f"#### `{new}`: invalid (see the annotations on the changed lines)\n"
+        return f"#### {code(new)}: invalid (see the annotations on the changed lines)\n"
     if status == "A":
         report.changed += 1
         return _added_section(repo, new, params)

@@ -6,8 +6,10 @@ in a :class:`SpecDiff`, which renders itself as text, JSON or a Markdown table f
 pull-request comment. Comments, formatting, key order and spelling a default out
 explicitly change nothing in the compiled graph, so they are not changes.
 
->>> d = diff_specs("HEAD~1:specs/mlp.yaml", "specs/mlp.yaml")
->>> d.has_model_changes, print(d.to_text())
+>>> d = diff_specs("HEAD~1:specs/mlp.yaml", "specs/mlp.yaml", params_new={"input_dim": 64})
+>>> d.has_model_changes
+True
+>>> print(d.to_markdown())     # the table a pull-request comment shows
 """
 from __future__ import annotations
 
@@ -15,11 +17,11 @@ import json
 from dataclasses import dataclass, field
 
 from ..errors import InputError
+from . import weights as _weights
 from .match import layer_config, match_layers, plain
 from .models import is_changed, model_diff, summary
 from .source import load_source
 from .walk import effective_layers
-from . import weights as weight_report  # noqa: I001 (module, not a name)
 
 
 @dataclass
@@ -63,7 +65,7 @@ class SpecDiff:
         Returns counts: ``{"copied": n, "initialised": m}``."""
         if self._migration is None:
             raise InputError("nothing to migrate: pass weights= (--weights OLD.npz)")
-        return weight_report.migrate(*self._migration, output=output, seed=seed)
+        return _weights.migrate(*self._migration, output=output, seed=seed)
 
 
 def _params(graph, overrides) -> dict:
@@ -132,7 +134,8 @@ def _layers(old, new, mapping, keep) -> dict:
 
 
 def _models(old, new, mapping, only) -> list:
-    rename = lambda name: mapping.get(name, name)  # noqa: E731
+    def rename(name):
+        return mapping.get(name, name)
     entries = []
     for name in list(old.models) + [n for n in new.models if n not in old.models]:
         if only is not None and name != only:
@@ -200,8 +203,7 @@ def diff_specs(old, new, model: str | None = None, params_old: dict | None = Non
         models=_models(old_graph, new_graph, mapping, model),
         training=_training(old_graph, new_graph, model))
     if weights is not None:
-        report, sources, arrays = weight_report.compatibility(old_graph, new_graph, mapping,
-                                                              weights)
+        report, sources, arrays = _weights.compatibility(old_graph, new_graph, mapping, weights)
         result.weights = report
         result._migration = (new_graph, arrays, sources)
     return result

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 
 MAX_CELL = 80
 MAX_LISTED_WEIGHTS = 12
@@ -176,16 +177,30 @@ def to_text(diff) -> str:
 
 
 # -- markdown -----------------------------------------------------------------------------
-def _cell(text, code: bool = False) -> str:
+def code(text) -> str:
+    """``text`` as a Markdown code span inside a table: literal (no HTML, no mentions),
+    fenced by more backticks than it contains, pipes escaped (GFM tables split on them)."""
+    text = str(text).replace("\n", " ").replace("|", "\\|")
+    longest = max((len(run) for run in re.findall("`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if longest else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _cell(text, as_code: bool = False) -> str:
+    """A table cell from spec text: escaped so it cannot open HTML, mention anyone
+    (``@team`` in a param value) or end the cell."""
     if text is None:
         return ""
-    escaped = html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
-    return f"`{escaped}`" if code and "`" not in escaped else escaped
+    if as_code:
+        return code(text)
+    return (html.escape(str(text), quote=False).replace("@", "&#64;")
+            .replace("|", "\\|").replace("\n", " "))
 
 
 def to_markdown(diff) -> str:
     """A compact table for a pull-request comment (one table, one row per change)."""
-    title = f"#### `{_cell(diff.old)}` → `{_cell(diff.new)}`: {_verdict(diff)}"
+    title = f"#### {code(diff.old)} → {code(diff.new)}: {_verdict(diff)}"
     found = sections(diff)
     if not found:
         return title + "\n"
@@ -193,6 +208,6 @@ def to_markdown(diff) -> str:
     for heading, rows in found:
         for i, (change, where, old, new) in enumerate(rows):
             label = f"**{_cell(heading)}**" if i == 0 else ""
-            lines.append(f"| {label} | {_cell(change)} | {_cell(where, code=True)} | "
+            lines.append(f"| {label} | {_cell(change)} | {_cell(where, as_code=True)} | "
                          f"{_cell(old)} | {_cell(new)} |")
     return "\n".join(lines) + "\n"

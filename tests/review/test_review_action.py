@@ -152,3 +152,11 @@ def test_action_yml_passes_inputs_through_the_environment_only():
     assert job["steps"][0]["with"]["fetch-depth"] == 0
     assert job["steps"][1]["uses"] == "./"
     assert workflow["permissions"]["pull-requests"] == "write"
+
+
+def test_hostile_file_names_stay_inside_code_spans(tmp_path):
+    name = "specs/a`b @org/team|x.yaml"
+    repo = scratch_repo(tmp_path, {"README.md": "x"}, {name: MLP})
+    body = action.build_report(repo, "HEAD~1").body
+    assert "#### `` specs/a`b @org/team\\|x.yaml ``: new spec" in body
+    assert body.count("@org") == 1

@@ -213,12 +213,14 @@ def test_json_output_round_trips(tmp_path):
 
 def test_markdown_is_one_table_and_escapes_spec_text(tmp_path):
     new = edited(tmp_path, MLP, ("  input_dim: 784", "  input_dim: 784\n  note: plain"))
-    newer = edited(tmp_path, MLP, ("  input_dim: 784", "  input_dim: 784\n  note: <b>|x</b>"),
+    newer = edited(tmp_path, MLP, ("  input_dim: 784",
+                                   "  input_dim: 784\n  note: \"<b>|x</b> @org/team\""),
                    name="newer.yaml")
     diff = diff_specs(new, newer)
     assert not diff.has_model_changes       # an unused param changes no model
     markdown = diff.to_markdown()
-    assert "&lt;b&gt;\\|x&lt;/b&gt;" in markdown and "<b>" not in markdown
+    assert "&lt;b&gt;\\|x&lt;/b&gt; &#64;org/team" in markdown
+    assert "<b>" not in markdown and "@org" not in markdown
     lines = diff_specs(shipped(MLP), edited(tmp_path, MLP, ("units: 10,", "units: 12,"),
                                             name="m2.yaml")).to_markdown().splitlines()
     assert lines[2] == "| | change | where | before | after |"
