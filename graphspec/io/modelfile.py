@@ -20,6 +20,7 @@ by ``json`` (no objects but dicts, lists, strings, numbers) and validated agains
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import zipfile
@@ -255,8 +256,33 @@ def merge_params(recorded: dict, explicit: dict, source: str, declared: dict | N
 
 
 def read_file_metadata(path) -> dict | None:
-    """The metadata of the weights or model file at ``path`` (None if it has none)."""
-    return read_metadata(load_npz(path), str(path))
+    """The metadata of the weights or model file at ``path`` (None if it has none).
+
+    Reads that one member (a few KiB), not the weights: commands read the metadata
+    before compiling and the weights after, through :func:`load_npz` and its checks."""
+    path = os.fspath(path)
+    if not os.path.isfile(path) or not zipfile.is_zipfile(path):
+        return read_metadata(load_npz(path), path)     # its one-line refusal
+    try:
+        with zipfile.ZipFile(path) as archive:
+            try:
+                info = archive.getinfo(f"{META_KEY}.npy")
+            except KeyError:
+                return None
+            limit = MAX_METADATA_BYTES + 4096           # the array and its .npy header
+            if info.file_size > limit:
+                raise InputError(f"'{path}' has a graphspec metadata member of "
+                                 f"{info.file_size} bytes, more than the "
+                                 f"{MAX_METADATA_BYTES >> 20} MiB limit")
+            with archive.open(info) as handle:
+                raw = np.lib.format.read_array(io.BytesIO(handle.read(limit)),
+                                               allow_pickle=False)
+    except InputError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        raise InputError(f"cannot read the graphspec metadata of '{path}': "
+                         f"{str(exc)[:120]}") from None
+    return read_metadata({META_KEY: raw}, path)
 
 
 def _declared_params(spec_path) -> dict | None:
@@ -392,14 +418,9 @@ def _attach(graph, meta, text=None, params=None):
 
 def load_model(path, seed: int | None = None, dtype: str = "float32"):
     """Compile the spec embedded in a model file with its params, and set its weights."""
-    from .. import api   # the API compiles; a model file only describes
-    model_file = open_model_file(path)
-    graph = api.loads(model_file.spec_text, seed=seed, dtype=dtype, params=model_file.params,
-                      name=_spec_display(path, model_file.spec_name))
-    check_compatible(model_file.metadata, graph, str(path))
-    graph.set_weights(model_file.weights, source=str(path))
-    _attach(graph, model_file.metadata, model_file.spec_text, model_file.params)
-    return graph
+    if not is_model_file(path):
+        open_model_file(path)          # says why, in one line
+    return open_graph(path, None, None, seed, dtype).graph
 
 
 @dataclass
@@ -409,53 +430,63 @@ class Opened:
     notes: list                      # lines for stderr (params applied from a file)
 
 
-def open_graph(spec, weights=None, params: dict | None = None, seed: int | None = None,
-               dtype: str = "float32", initialize: bool = True) -> Opened:
-    """What every CLI command taking SPEC [--weights W] [--set ...] does, in one call.
+def prepare(spec, weights=None, params: dict | None = None, dtype: str = "float32") -> Opened:
+    """Compile SPEC (a YAML spec or a model file, by content) with the params it needs,
+    weights not allocated yet: what the CLI's ``open_spec`` does before its memory check.
 
-    SPEC is a YAML spec or a model file (by content); W a weights or model file. Params
-    recorded in either apply unless ``--set`` gives them, and a contradicting ``--set``
-    is refused; weights of another architecture are refused saying what they were for.
+    Params recorded in the model file or in ``weights`` apply unless ``params`` (--set)
+    gives them; a contradicting --set is refused naming both values. For a model file,
+    ``graph.model_file`` is its path: :func:`weights_source` then loads its weights.
     """
-    explicit = dict(params or {})
-    if is_model_file(spec):
-        opened = _open_model_file_spec(spec, explicit, seed, dtype)
-        arrays = load_npz(weights) if weights else None
-    else:
-        arrays = load_npz(weights) if weights else None     # read once, used twice
-        opened = _open_yaml_spec(spec, arrays, weights, explicit, seed, dtype,
-                                 initialize or bool(weights))
-    if arrays is not None:
-        meta = read_metadata(arrays, str(weights))
-        if opened.metadata is not None and meta is not None:   # a model file and weights
-            merge_params(meta["params"], opened.graph.params, str(weights))
-        check_compatible(meta, opened.graph, str(weights))
-        opened.graph.set_weights(arrays, source=str(weights))
-        if meta is not None:
-            _attach(opened.graph, meta)
-            opened.metadata = meta
-    return opened
-
-
-def _open_model_file_spec(path, explicit, seed, dtype) -> Opened:
     from .. import api   # the API compiles; a model file only describes
-    model_file = open_model_file(path)
-    merged, notes = merge_params(model_file.params, explicit, str(path))
-    graph = api.loads(model_file.spec_text, seed=seed, dtype=dtype, params=merged,
-                      name=_spec_display(path, model_file.spec_name))
-    check_compatible(model_file.metadata, graph, str(path))
-    graph.set_weights(model_file.weights, source=str(path))
-    _attach(graph, model_file.metadata, model_file.spec_text, merged)
-    return Opened(graph, model_file.metadata, notes)
-
-
-def _open_yaml_spec(spec, arrays, weights, explicit, seed, dtype, initialize) -> Opened:
-    from .. import api
-    recorded = read_metadata(arrays, str(weights)) if arrays is not None else None
+    explicit = dict(params or {})
+    recorded = read_file_metadata(weights) if weights else None
+    if is_model_file(spec):
+        model_file = open_model_file(spec)
+        merged, notes = merge_params(model_file.params, explicit, str(spec))
+        if recorded is not None:
+            merge_params(recorded["params"], merged, str(weights))   # refuses a conflict
+        graph = api.loads(model_file.spec_text, dtype=dtype, params=merged, initialize=False,
+                          name=_spec_display(spec, model_file.spec_name))
+        _attach(graph, model_file.metadata, model_file.spec_text, merged)
+        graph.model_file = os.fspath(spec)
+        return Opened(graph, model_file.metadata, notes)
     merged, notes = explicit, []
     if recorded is not None and recorded["params"]:
         merged, notes = merge_params(recorded["params"], explicit, str(weights),
                                      _declared_params(spec))
-    graph = api.load(spec, seed=seed, dtype=dtype, params=merged, initialize=initialize)
+    graph = api.load(spec, dtype=dtype, params=merged, initialize=False)
     _attach(graph, None, params=merged)
-    return Opened(graph, None, notes)
+    return Opened(graph, recorded, notes)
+
+
+def weights_source(graph, weights=None):
+    """The file a command's weights come from: --weights, else the model file SPEC was."""
+    return weights or getattr(graph, "model_file", None)
+
+
+def load_weights(graph, path, strict: bool = True) -> dict:
+    """Load a weights or model file into ``graph`` after checking its architecture;
+    returns the non-weight entries (optimizer, loss state), like Graph.load_weights."""
+    arrays = load_npz(path)
+    meta = read_metadata(arrays, str(path))
+    check_compatible(meta, graph, str(path), strict)
+    graph.set_weights(arrays, source=str(path), strict=strict)
+    if meta is not None:
+        _attach(graph, meta)
+    return {k: v for k, v in arrays.items()
+            if k not in graph.weight_specs() and k not in (META_KEY, SPEC_KEY)}
+
+
+def open_graph(spec, weights=None, params: dict | None = None, seed: int | None = None,
+               dtype: str = "float32") -> Opened:
+    """Compile, initialise and load weights in one call (pack, scripts): SPEC and
+    ``weights`` as in :func:`prepare`; the weights come from ``weights`` if given,
+    else from the model file SPEC is."""
+    opened = prepare(spec, weights, params, dtype)
+    opened.graph.initialize(seed)
+    source = weights_source(opened.graph, weights)
+    if source:
+        load_weights(opened.graph, source)
+        opened.metadata = opened.graph.metadata or opened.metadata
+    return opened

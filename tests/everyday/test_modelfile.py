@@ -195,3 +195,38 @@ def test_old_weights_without_metadata_still_load(tmp_path):
     save_npz(path, {k: v.data for k, v in graph.weights().items()})
     opened = modelfile.open_graph(MLP, path, {"input_dim": 64})
     assert opened.metadata is None and opened.notes == []
+
+
+def test_metadata_is_read_without_reading_the_weights(trained, tmp_path):
+    _, path = trained
+    assert modelfile.read_file_metadata(path)["params"] == {"input_dim": 64}
+    pickled = str(tmp_path / "pickled_meta.npz")
+    with zipfile.ZipFile(pickled, "w") as archive:
+        import io
+        buffer = io.BytesIO()
+        np.save(buffer, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+        archive.writestr(modelfile.META_KEY + ".npy", buffer.getvalue())
+    with pytest.raises(InputError, match="cannot read the graphspec metadata"):
+        modelfile.read_file_metadata(pickled)
+    with pytest.raises(InputError, match="it is a directory"):
+        modelfile.read_file_metadata(str(tmp_path))
+
+
+def test_the_cli_flow_prepare_allocate_then_load(trained, tmp_path):
+    """open_spec -> memory check -> fill_weights, as the commands run it."""
+    graph, path = trained
+    x = np.random.default_rng(3).random((2, 64))
+    expected = graph.models["mlp"].predict(x)["digit"]
+    opened = modelfile.prepare(MLP, path, {})
+    assert opened.notes == [f"using the params recorded in '{path}': input_dim=64"]
+    assert not opened.graph.weights()                  # nothing allocated yet
+    opened.graph.initialize(0)
+    modelfile.load_weights(opened.graph, modelfile.weights_source(opened.graph, path))
+    np.testing.assert_array_equal(opened.graph.models["mlp"].predict(x)["digit"], expected)
+    packed = str(tmp_path / "m.gspec.zip")
+    modelfile.save_model(opened.graph, packed)
+    from_file = modelfile.prepare(packed)
+    assert modelfile.weights_source(from_file.graph) == packed
+    from_file.graph.initialize(1)
+    modelfile.load_weights(from_file.graph, modelfile.weights_source(from_file.graph))
+    np.testing.assert_array_equal(from_file.graph.models["mlp"].predict(x)["digit"], expected)
