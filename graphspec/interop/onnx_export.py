@@ -59,10 +59,11 @@ class Walker:
     def __init__(self, builder):
         self.builder = builder
 
-    def run_model(self, model, inputs: list, scope: str) -> list:
+    def run_model(self, model, inputs: list, scope: str, input_dtypes=None) -> list:
         """Walk ``model``'s nodes on ONNX tensors ``inputs``; its outputs' names."""
         values = {id(t): name for t, name in zip(model.inputs, inputs)}
-        dtypes = {id(t): np.dtype(t.dtype) for t in model.inputs}
+        input_dtypes = input_dtypes or [t.dtype for t in model.inputs]
+        dtypes = {id(t): onnx_io_dtype(d) for t, d in zip(model.inputs, input_dtypes)}
         for node in model.nodes:
             hint = scope + (node.output_tensors[0].name if node.output_tensors
                             else node.layer.name)
@@ -78,13 +79,13 @@ class Walker:
                 raise _located(model.graph, node, str(exc)) from None
             for tensor, name in zip(node.output_tensors, outs):
                 values[id(tensor)] = name
-                dtypes[id(tensor)] = np.dtype(tensor.dtype)
+                dtypes[id(tensor)] = onnx_io_dtype(tensor.dtype)
         return [values[id(t)] for t in model.outputs]
 
     def convert(self, layer, inputs, input_shapes, input_dtypes, output_shapes, hint) -> list:
         from .onnx_layers import LAYER_CONVERTERS
         if _is_model(layer):
-            return self.run_model(layer, inputs, f"{hint}.")
+            return self.run_model(layer, inputs, f"{hint}.", input_dtypes)
         call = Call(self.builder, layer, list(inputs), list(input_shapes),
                     list(input_dtypes), list(output_shapes), hint, self)
         outs = LAYER_CONVERTERS[layer.TYPE](call)
@@ -92,6 +93,13 @@ class Walker:
             raise RuntimeError(f"ONNX converter of {layer.TYPE} gave {len(outs)} outputs, "
                                f"expected {len(output_shapes)}")
         return outs
+
+
+def onnx_io_dtype(dtype) -> np.dtype:
+    """The exported dtype: float32 for every float (a float64 graph exports as float32),
+    integer inputs as declared."""
+    dtype = np.dtype(dtype)
+    return np.dtype(np.float32) if dtype.kind == "f" else dtype
 
 
 def _is_model(layer) -> bool:
@@ -172,8 +180,8 @@ def to_onnx(model, path=None, opset: int | None = None):
     for tensor, name in zip(model.outputs, internal):
         # every output gets its spec name; Identity also covers an input passed through
         builder.output(name, tensor.name)
-    inputs = [value_info(t.name, t.dtype, t.shape) for t in model.inputs]
-    outputs = [value_info(t.name, t.dtype, t.shape) for t in model.outputs]
+    inputs = [value_info(t.name, onnx_io_dtype(t.dtype), t.shape) for t in model.inputs]
+    outputs = [value_info(t.name, onnx_io_dtype(t.dtype), t.shape) for t in model.outputs]
     proto = builder.model(model.name, inputs, outputs,
                           doc=f"graphspec model '{model.name}' from {model.graph.file}"
                           if model.graph is not None else "")

@@ -289,20 +289,20 @@ def time_distributed(c):
     """Fold time into the batch, run the wrapped layer or model inline, unfold."""
     b, inner = c.builder, c.layer.config["layer"]
     shape = c.input_shapes[0]
-    folded = b.reshape(c.inputs[0], [-1] + list(_known(shape[2:], c)), f"{c.hint}_folded")
+    folded = b.reshape(c.inputs[0], [-1] + _known(shape[2:]), f"{c.hint}_folded")
     outs = c.convert(inner, [folded], [(None,) + tuple(shape[2:])], c.input_dtypes,
                      f"{c.hint}.{inner.name}")
     batch = b.batch_of(c.inputs[0], f"{c.hint}_batch")
     results = []
     for out, target in zip(outs, c.output_shapes):
-        tail = b.i64([shape[1] if shape[1] is not None else -1] + list(_known(target[2:], c)))
+        tail = b.i64([shape[1] if shape[1] is not None else -1] + _known(target[2:]))
         full = b.op("Concat", [batch, tail], f"{c.hint}_shape", axis=0)
         results.append(b.op("Reshape", [out, full], c.hint))
     return results
 
 
-def _known(dims, c):
-    """Feature dims for a Reshape: unknown ones are refused up front (LAYER_CHECKS)."""
+def _known(dims) -> list:
+    """Per-step sizes for a Reshape: unknown ones are refused up front (LAYER_CHECKS)."""
     return [int(d) for d in dims]
 
 

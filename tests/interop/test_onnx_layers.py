@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from specs_util import SPECS
 
 import graphspec
 from graphspec.interop.onnx_check import check_against_predict, random_feeds
@@ -209,3 +210,33 @@ def test_opsets_at_the_edges(opset):
     assert proto.opset_import[0].version == opset
     export_and_compare(one_call({"type": "LayerNormalization", "axis": [1, 2]}, [(3, 4)]),
                        opset=opset)
+
+
+def test_float64_graph_exports_as_float32():
+    graph = graphspec.load(SPECS / "lambda_ops.yaml", seed=0, dtype="float64")
+    model = graph.models["op_tour"]
+    proto = to_onnx(model)
+    onnx.checker.check_model(proto, full_check=True)
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert {i.data_type for i in proto.graph.initializer} <= {onnx.TensorProto.FLOAT,
+                                                              onnx.TensorProto.INT64}
+    feeds = random_feeds(model, 3, 0)
+    feeds = {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in feeds.items()}
+    report = check_against_predict(model, proto, feeds)
+    assert all(r["ok"] for r in report.values()), report
+
+
+def test_unknown_time_axis_stays_symbolic():
+    """A (batch, None, 3) sequence: the time axis is a symbolic dim; any length runs."""
+    text = one_call({"type": "GRU", "units": 3, "return_sequences": True}, [(None, 3)])
+    graph = graphspec.loads(text, seed=0)
+    randomize(graph)
+    model = graph.model()
+    proto = to_onnx(model)
+    onnx.checker.check_model(proto, full_check=True)
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", "x0_dim1", 3]
+    for steps in (2, 6):
+        feeds = {"x0": np.random.default_rng(steps).standard_normal((2, steps, 3)).astype(np.float32)}
+        report = check_against_predict(model, proto, feeds)
+        assert all(r["ok"] for r in report.values()), report
