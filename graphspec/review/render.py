@@ -10,6 +10,8 @@ import html
 import json
 import re
 
+from ..spec.loader import one_line
+
 MAX_CELL = 80
 MAX_LISTED_WEIGHTS = 12
 
@@ -168,12 +170,14 @@ def _text_row(change, where, old, new) -> str:
 
 
 def to_text(diff) -> str:
+    """Lines for a terminal; control characters from spec strings are shown escaped
+    (a value holding an ANSI escape must not repaint the reader's terminal)."""
     lines = [f"--- {diff.old}", f"+++ {diff.new}"]
     for title, rows in sections(diff):
         lines.append(title)
         lines += [_text_row(*row) for row in rows]
     lines.append(_verdict(diff))
-    return "\n".join(lines) + "\n"
+    return "\n".join(one_line(line) for line in lines) + "\n"
 
 
 # -- markdown -----------------------------------------------------------------------------

@@ -269,3 +269,11 @@ def test_model_option_narrows_layers_models_and_jobs(tmp_path):
     assert [m["name"] for m in vision.models] == ["vision"]
     assert vision.training == []
     assert vision.models[0]["params"]["delta"]["total"] == -(32 * 9 + 32) - 32 * 9 * 64
+
+
+def test_text_output_escapes_control_characters(tmp_path):
+    old = edited(tmp_path, MLP, ("  input_dim: 784", "  input_dim: 784\n  note: a"))
+    new = edited(tmp_path, MLP, ("  input_dim: 784", '  input_dim: 784\n  note: "\\e[2Jx"'),
+                 name="new.yaml")
+    text = diff_specs(old, new).to_text()
+    assert "\x1b" not in text and "param: note  a → \\x1b[2Jx" in text
