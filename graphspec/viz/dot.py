@@ -7,7 +7,7 @@ file nor be read by Graphviz as an escape sequence (``\\N``, ``\\G``).
 """
 from __future__ import annotations
 
-from .scene import Box, Cluster, format_shape, short
+from .scene import Box, Cluster, edge_label, format_shape, short
 
 INPUT_FILL = "#e3e3e3"
 SUBMODEL_FILL = "#f4f4f4"
@@ -137,8 +137,7 @@ def scene_to_dot(scene) -> str:
     for cluster in scene.clusters:
         lines += _cluster(cluster, "  ")
     for edge in scene.edges:
-        name = html(short(edge.tensor, 32))
-        text = name if edge.position is None else f"#{edge.position} {name}"
+        text = html(edge_label(edge))
         lines.append(f'  {edge.source} -> {edge.target} [label=<{text}>];')
     lines.append("}")
     return "\n".join(lines) + "\n"

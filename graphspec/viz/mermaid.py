@@ -8,7 +8,7 @@ close a label, start a link or inject markup.
 from __future__ import annotations
 
 from .dot import kind_line, shape_lines, visible
-from .scene import Box, Cluster, short
+from .scene import Box, Cluster, edge_label, short
 
 INPUT_FILL = "#e3e3e3"
 SUBMODEL_FILL = "#f4f4f4"
@@ -66,8 +66,7 @@ def scene_to_mermaid(scene) -> str:
         lines += _cluster(cluster, "  ", styles)
     lines += _legend(scene, styles)
     for edge in scene.edges:
-        name = text(short(edge.tensor, 32))
-        label = name if edge.position is None else f"#35;{edge.position} {name}"
+        label = text(edge_label(edge))
         lines.append(f'  {edge.source} -->|"{label}"| {edge.target}')
     for box in scene.boxes():
         fill = INPUT_FILL if box.is_input else box.fill

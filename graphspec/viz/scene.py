@@ -35,7 +35,7 @@ class Box:
     node_count: int = 1
     in_shapes: list = field(default_factory=list)
     out_shapes: list = field(default_factory=list)
-    outputs: list = field(default_factory=list)   # model outputs this box produces
+    outputs: list = field(default_factory=list)   # model outputs made here: "h (out #1)"
     fill: str | None = None
 
     @property
@@ -49,6 +49,7 @@ class Edge:
     target: str
     tensor: str
     position: int | None = None      # the input slot, when the target takes several
+    slot: int | None = None          # the output slot, when the source makes several
 
 
 @dataclass(eq=False)
@@ -81,6 +82,14 @@ def _walk(items):
         yield item
         if isinstance(item, Cluster):
             yield from _walk(item.items)
+
+
+def edge_label(edge: Edge) -> str:
+    """``x``, or ``#1 x`` into input slot 1, or ``h (out #1)`` from output slot 1."""
+    text = short(edge.tensor, 32)
+    if edge.slot is not None:
+        text += f" (out #{edge.slot})"
+    return text if edge.position is None else f"#{edge.position} {text}"
 
 
 def format_shape(shape) -> str:
@@ -121,10 +130,11 @@ class _Builder:
             kind = "Input" if tensor.dtype == "float32" else f"Input {tensor.dtype}"
             box = Box(self._id("i"), tensor.name, kind, out_shapes=[tensor.shape])
             cluster.items.append(box)
-            feeds[id(tensor)] = (box, tensor)
+            feeds[id(tensor)] = (box, tensor, 0)
         self._calls(model, feeds, cluster, depth=0)
         for tensor in model.outputs:
-            feeds[id(tensor)][0].outputs.append(tensor.name)
+            box, _, slot = feeds[id(tensor)]
+            box.outputs.append(tensor.name + _slot(box, slot))
         return cluster
 
     def _cluster_id(self) -> str:
@@ -140,8 +150,8 @@ class _Builder:
             box = self._layer_box(node)
             cluster.items.append(box)
             self._connect(sources, box)
-            for tensor in node.output_tensors:
-                feeds[id(tensor)] = (box, tensor)
+            for slot, tensor in enumerate(node.output_tensors):
+                feeds[id(tensor)] = (box, tensor, slot)
 
     def _submodel(self, node, sources, feeds, cluster, depth) -> None:
         """A sub-model call: a cluster holding the sub-model's own nodes, wired to the
@@ -158,7 +168,8 @@ class _Builder:
         inner_feeds = {id(t): source for t, source in zip(inner.inputs, sources)}
         self._calls(inner, inner_feeds, sub, depth + 1)
         for outer, tensor in zip(node.output_tensors, inner.outputs):
-            feeds[id(outer)] = (inner_feeds[id(tensor)][0], outer)
+            box, _, slot = inner_feeds[id(tensor)]
+            feeds[id(outer)] = (box, outer, slot)
 
     def _layer_box(self, node) -> Box:
         layer = node.layer
@@ -173,9 +184,14 @@ class _Builder:
 
     def _connect(self, sources, box: Box) -> None:
         several = len(sources) > 1
-        for position, (source, tensor) in enumerate(sources):
+        for position, (source, tensor, slot) in enumerate(sources):
             self.edges.append(Edge(source.id, box.id, tensor.name,
-                                   position if several else None))
+                                   position if several else None,
+                                   slot if len(source.out_shapes) > 1 else None))
+
+
+def _slot(box: Box, slot: int) -> str:
+    return f" (out #{slot})" if len(box.out_shapes) > 1 else ""
 
 
 def _colour_shared(clusters) -> list:
