@@ -7,22 +7,10 @@ file nor be read by Graphviz as an escape sequence (``\\N``, ``\\G``).
 """
 from __future__ import annotations
 
-from .scene import Box, Cluster, edge_label, format_shape, short
+from .scene import Box, Cluster, edge_label, kind_line, shape_lines, short, visible
 
 INPUT_FILL = "#e3e3e3"
 SUBMODEL_FILL = "#f4f4f4"
-
-
-def visible(text) -> str:
-    """``text`` with unprintable characters (newlines, tabs, bidi overrides) spelled out."""
-    out = []
-    for ch in str(text):
-        if ch.isprintable():
-            out.append(ch)
-        else:
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-    return "".join(out)
 
 
 def html(text) -> str:
@@ -35,25 +23,6 @@ def html(text) -> str:
 
 def _small(text: str, colour: str = "#333333") -> str:
     return f'<FONT POINT-SIZE="9" COLOR="{colour}">{text}</FONT>'
-
-
-def shape_lines(box: Box) -> list:
-    """The shape rows of a box: one ``in -> out`` line, or one line per tensor."""
-    ins = [format_shape(s) for s in box.in_shapes]
-    outs = [format_shape(s) for s in box.out_shapes]
-    if box.is_input:
-        return outs
-    if len(ins) == 1 and len(outs) == 1:
-        return [f"{ins[0]} \u2192 {outs[0]}"]
-    lines = [f"in #{i}: {s}" if len(ins) > 1 else f"in: {s}" for i, s in enumerate(ins)]
-    return lines + [f"out #{i}: {s}" if len(outs) > 1 else f"out: {s}"
-                    for i, s in enumerate(outs)]
-
-
-def kind_line(box: Box) -> str:
-    if box.node_index is None:
-        return box.kind
-    return f"{box.kind} \u00b7 node {box.node_index} of {box.node_count}"
 
 
 def _box_label(box: Box) -> str:

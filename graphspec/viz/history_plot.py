@@ -19,7 +19,7 @@ import os
 
 from ..errors import InputError
 from ..io.files import atomic_write
-from .dot import visible
+from .scene import visible
 
 MAX_HISTORY_BYTES = 64 << 20
 MAX_METRICS = 256

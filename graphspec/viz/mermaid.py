@@ -7,8 +7,7 @@ close a label, start a link or inject markup.
 """
 from __future__ import annotations
 
-from .dot import kind_line, shape_lines, visible
-from .scene import Box, Cluster, edge_label, short
+from .scene import Box, Cluster, edge_label, kind_line, shape_lines, short, visible
 
 INPUT_FILL = "#e3e3e3"
 SUBMODEL_FILL = "#f4f4f4"

@@ -102,6 +102,37 @@ def short(name: str, limit: int = MAX_NAME) -> str:
     return name if len(name) <= limit else name[:limit - 1] + "\u2026"
 
 
+def visible(text) -> str:
+    """``text`` with unprintable characters (newlines, tabs, bidi overrides) spelled out."""
+    out = []
+    for ch in str(text):
+        if ch.isprintable():
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    return "".join(out)
+
+
+def kind_line(box: Box) -> str:
+    if box.node_index is None:
+        return box.kind
+    return f"{box.kind} \u00b7 node {box.node_index} of {box.node_count}"
+
+
+def shape_lines(box: Box) -> list:
+    """The shape rows of a box: one ``in -> out`` line, or one line per tensor."""
+    ins = [format_shape(s) for s in box.in_shapes]
+    outs = [format_shape(s) for s in box.out_shapes]
+    if box.is_input:
+        return outs
+    if len(ins) == 1 and len(outs) == 1:
+        return [f"{ins[0]} \u2192 {outs[0]}"]
+    lines = [f"in #{i}: {s}" if len(ins) > 1 else f"in: {s}" for i, s in enumerate(ins)]
+    return lines + [f"out #{i}: {s}" if len(outs) > 1 else f"out: {s}"
+                    for i, s in enumerate(outs)]
+
+
 def build_scene(graph, model: str | None = None) -> Scene:
     """The scene of one model (``model``) or of every model of the graph side by side."""
     models = [graph.model(model)] if model is not None else list(graph.models.values())
