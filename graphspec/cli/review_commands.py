@@ -61,6 +61,10 @@ def diff(old, new, model_name, fmt, params, params_old, params_new, weights, mig
       graphspec diff specs/mlp.yaml specs/mlp.yaml --set-new input_dim=64 --format markdown
       graphspec diff old.yaml new.yaml --weights old.npz --migrate -o new.npz
     """
+    try:   # first: an empty path or an output naming an input is refused before anything
+        guard_outputs({"-o": output}, {"OLD": old, "NEW": new, "--weights": weights})
+    except GraphspecError as exc:
+        fail(f"error: {exc}", 2)
     if migrate and not (weights and output):
         raise click.UsageError("--migrate needs --weights OLD.npz and -o NEW.npz")
     if output and not migrate:
@@ -68,7 +72,6 @@ def diff(old, new, model_name, fmt, params, params_old, params_new, weights, mig
     old_params = _params(params, params_old, "--set-old")
     new_params = _params(params, params_new, "--set-new")
     try:
-        guard_outputs({"-o": output}, {"OLD": old, "NEW": new, "--weights": weights})
         result = diff_specs(old, new, model=model_name, params_old=old_params,
                             params_new=new_params, weights=weights)
         written = result.migrate(output, seed=seed) if migrate else None

@@ -123,3 +123,12 @@ def test_migrate_writes_a_strictly_loadable_file_and_guards_inputs(tmp_path):
         refused = run(shipped("mlp.yaml"), new, *common, "-o", clash)
         assert refused.exit_code == 2 and "name the same file" in refused.output
     assert np.load(weights)["dense_1/kernel"].shape == (8, 64)      # untouched
+
+
+def test_empty_paths_are_refused_not_ignored(tmp_path):
+    spec = shipped("mlp.yaml")
+    for args, message in (((spec, spec, "--weights", ""), "--weights: empty path"),
+                          ((spec, spec, "--weights", spec, "--migrate", "-o", ""),
+                           "-o: empty path")):
+        result = run(*args)
+        assert result.exit_code == 2 and message in result.output, result.output
