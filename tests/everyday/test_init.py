@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 import graphspec
 from graphspec.cli.data_commands import _without_data_section, init, pack, starting_spec
-from graphspec.io import modelfile
+from graphspec.io import metadata, modelfile
 from graphspec.io.tabular import load_table, write_predictions_csv
 from graphspec.train.config import TRAINING_SCHEMA
 
@@ -39,7 +39,7 @@ def test_init_train_pack_predict_iris(iris_csvs, tmp_path):
     model = graph.models["model"]
     model.fit(arrays["features"], arrays["species"], seed=0, verbose=False)
     weights = str(tmp_path / "iris.npz")
-    graph.save_weights(weights, extra=modelfile.metadata_entry(
+    graph.save_weights(weights, extra=metadata.metadata_entry(
         graph, "model", {}, vocabularies=vocab, columns=job["data"]))
 
     packed = str(tmp_path / "iris.gspec.zip")

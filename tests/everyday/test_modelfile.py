@@ -1,5 +1,4 @@
 """One self-describing model file: metadata, recorded params, pack, load_model."""
-import json
 import os
 import zipfile
 
@@ -10,7 +9,7 @@ from click.testing import CliRunner
 import graphspec
 from graphspec.cli.data_commands import pack
 from graphspec.errors import InputError
-from graphspec.io import modelfile
+from graphspec.io import metadata, modelfile
 from graphspec.io.files import load_npz, save_npz
 
 MLP = os.path.join(os.path.dirname(__file__), "..", "..", "specs", "mlp.yaml")
@@ -21,15 +20,15 @@ def trained(tmp_path):
     """mlp.yaml at input_dim=64 with weights (and metadata) saved as graphspec writes them."""
     graph = graphspec.load(MLP, seed=0, params={"input_dim": 64})
     path = str(tmp_path / "w.npz")
-    graph.save_weights(path, extra=modelfile.metadata_entry(graph, "mlp", {"input_dim": 64}))
+    graph.save_weights(path, extra=metadata.metadata_entry(graph, "mlp", {"input_dim": 64}))
     return graph, path
 
 
 def test_metadata_records_version_spec_hash_params_and_fingerprint(trained):
     graph, path = trained
     arrays = np.load(path, allow_pickle=False)         # plain numpy reads it
-    assert arrays[modelfile.META_KEY].dtype == np.uint8
-    meta = modelfile.read_metadata(load_npz(path), path)
+    assert arrays[metadata.META_KEY].dtype == np.uint8
+    meta = metadata.read_metadata(load_npz(path), path)
     import hashlib
     with open(MLP, "rb") as handle:
         assert meta["spec_sha256"] == hashlib.sha256(handle.read()).hexdigest()
@@ -38,19 +37,19 @@ def test_metadata_records_version_spec_hash_params_and_fingerprint(trained):
     assert meta["weights"]["dense_1/kernel"] == {"shape": [64, 64], "dtype": "float32"}
     assert meta["layer_types"] == {"dense_1": "Dense", "dense_2": "Dense", "predictions": "Dense"}
     other = graphspec.load(MLP, seed=0)                 # input_dim=784: another architecture
-    assert modelfile.make_metadata(other)["fingerprint"] != meta["fingerprint"]
-    assert modelfile.make_metadata(graph)["fingerprint"] == meta["fingerprint"]
+    assert metadata.make_metadata(other)["fingerprint"] != meta["fingerprint"]
+    assert metadata.make_metadata(graph)["fingerprint"] == meta["fingerprint"]
 
 
 def test_recorded_params_apply_and_a_conflicting_set_is_refused(trained):
     _, path = trained
-    params, notes = modelfile.resolve_params(path, {}, MLP)
+    params, notes = metadata.resolve_params(path, {}, MLP)
     assert params == {"input_dim": 64}
     assert notes == [f"using the params recorded in '{path}': input_dim=64"]
-    assert modelfile.resolve_params(path, {"input_dim": 64}, MLP) == ({"input_dim": 64}, [])
+    assert metadata.resolve_params(path, {"input_dim": 64}, MLP) == ({"input_dim": 64}, [])
     with pytest.raises(InputError, match=r"--set input_dim=784 conflicts with input_dim=64 "
                                          r"recorded in"):
-        modelfile.resolve_params(path, {"input_dim": 784}, MLP)
+        metadata.resolve_params(path, {"input_dim": 784}, MLP)
 
 
 def test_open_graph_without_set_gives_the_trained_model(trained):
@@ -65,9 +64,9 @@ def test_open_graph_without_set_gives_the_trained_model(trained):
 def test_weights_of_another_architecture_say_what_they_were_for(trained, tmp_path):
     _, path = trained
     graph = graphspec.load(MLP, seed=0)            # 784 inputs
-    meta = modelfile.read_file_metadata(path)
+    meta = metadata.read_file_metadata(path)
     with pytest.raises(InputError) as info:
-        modelfile.check_compatible(meta, graph, path)
+        metadata.check_compatible(meta, graph, path)
     message = str(info.value)
     assert "written for model 'mlp' of mlp.yaml (params input_dim=64)" in message
     assert "'dense_1/kernel' is (64, 64) in the file, (784, 64) here" in message
@@ -86,17 +85,17 @@ def test_weights_of_another_architecture_say_what_they_were_for(trained, tmp_pat
 ])
 def test_hostile_metadata_is_refused_in_one_line(tmp_path, payload, expected):
     path = str(tmp_path / "bad.npz")
-    np.savez(path, **{modelfile.META_KEY: np.frombuffer(payload, np.uint8)})
+    np.savez(path, **{metadata.META_KEY: np.frombuffer(payload, np.uint8)})
     with pytest.raises(InputError, match=expected) as info:
-        modelfile.read_file_metadata(path)
+        metadata.read_file_metadata(path)
     assert "\n" not in str(info.value)
 
 
 def test_metadata_of_the_wrong_dtype_is_refused(tmp_path):
     path = str(tmp_path / "bad.npz")
-    np.savez(path, **{modelfile.META_KEY: np.zeros(3, np.float32)})
+    np.savez(path, **{metadata.META_KEY: np.zeros(3, np.float32)})
     with pytest.raises(InputError, match="1-D uint8"):
-        modelfile.read_file_metadata(path)
+        metadata.read_file_metadata(path)
 
 
 def test_pack_then_load_model_predicts_like_the_original(trained, tmp_path):
@@ -141,7 +140,7 @@ def test_pack_refuses_to_overwrite_its_inputs(trained):
     result = CliRunner().invoke(pack, [MLP, "--weights", path, "-o", path])
     assert result.exit_code != 0
     assert "destroy --weights" in (result.output)
-    assert modelfile.read_file_metadata(path) is not None        # untouched
+    assert metadata.read_file_metadata(path) is not None        # untouched
 
 
 def test_model_file_with_a_traversal_member_is_refused(tmp_path, trained):
@@ -181,7 +180,7 @@ def test_a_model_file_and_weights_of_other_params_are_refused(trained, tmp_path)
     modelfile.save_model(graph, out, "mlp")
     wide = graphspec.load(MLP, seed=0)
     wide_path = str(tmp_path / "wide.npz")
-    wide.save_weights(wide_path, extra=modelfile.metadata_entry(wide, "mlp", {}))
+    wide.save_weights(wide_path, extra=metadata.metadata_entry(wide, "mlp", {}))
     with pytest.raises(InputError, match=r"--set input_dim=64 conflicts with input_dim=784 "
                                          r"recorded in '.*wide.npz'"):
         modelfile.open_graph(out, wide_path)
@@ -199,17 +198,17 @@ def test_old_weights_without_metadata_still_load(tmp_path):
 
 def test_metadata_is_read_without_reading_the_weights(trained, tmp_path):
     _, path = trained
-    assert modelfile.read_file_metadata(path)["params"] == {"input_dim": 64}
+    assert metadata.read_file_metadata(path)["params"] == {"input_dim": 64}
     pickled = str(tmp_path / "pickled_meta.npz")
     with zipfile.ZipFile(pickled, "w") as archive:
         import io
         buffer = io.BytesIO()
         np.save(buffer, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-        archive.writestr(modelfile.META_KEY + ".npy", buffer.getvalue())
+        archive.writestr(metadata.META_KEY + ".npy", buffer.getvalue())
     with pytest.raises(InputError, match="cannot read the graphspec metadata"):
-        modelfile.read_file_metadata(pickled)
+        metadata.read_file_metadata(pickled)
     with pytest.raises(InputError, match="it is a directory"):
-        modelfile.read_file_metadata(str(tmp_path))
+        metadata.read_file_metadata(str(tmp_path))
 
 
 def test_the_cli_flow_prepare_allocate_then_load(trained, tmp_path):
