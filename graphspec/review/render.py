@@ -134,7 +134,11 @@ def _weight_rows(report: dict) -> list:
     if report["not_carried"]:
         rows.append(("not carried over", f"{len(report['not_carried'])} entries",
                      "optimizer/loss state", None))
-    rows += [("old spec mismatch", note, None, None) for note in report["old_spec_mismatch"]]
+    mismatch = report["old_spec_mismatch"]
+    rows += [("old spec mismatch", note, None, None) for note in mismatch[:MAX_LISTED_WEIGHTS]]
+    if mismatch:
+        rows.append(("next", "are these the OLD spec's weights? if they were trained with "
+                     "other params, pass them with --set-old NAME=VALUE", None, None))
     return rows
 
 

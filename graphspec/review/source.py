@@ -69,7 +69,13 @@ def git_show(rev: str, path: str) -> str:
     relative = os.path.relpath(real, os.path.realpath(top))
     if relative.startswith(os.pardir):
         raise InputError(f"'{one_line(path)}' is outside the git repository at {top}")
-    raw = _git(["show", f"{rev}:{relative.replace(os.sep, '/')}"], where)
+    try:
+        raw = _git(["show", f"{rev}:{relative.replace(os.sep, '/')}"], where)
+    except InputError as exc:
+        if "does not exist" not in str(exc) and "exists on disk, but not in" not in str(exc):
+            raise
+        raise InputError(f"{exc} (PATH in REV:PATH is read like a file path, relative to "
+                         "the current directory)") from None
     if len(raw) > MAX_SPEC_BYTES:
         raise InputError(f"{one_line(rev)}:{one_line(path)} is larger than "
                          f"{MAX_SPEC_BYTES >> 20} MiB")
