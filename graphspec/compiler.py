@@ -18,6 +18,7 @@ from .errors import GraphspecError, SpecError
 from .expr import ExprError
 from .graph.model import Model
 from .graph.node import History, Node, SymbolicTensor
+from .graph.walk import iter_layers
 from .layers.base import MAX_WEIGHT_ELEMENTS
 from .layers.registry import REGISTRY
 from .spec.loader import Located
@@ -45,7 +46,7 @@ class Compiler:
         self.models: dict = {}
         self.errors: list = []
         self._compiling: list = []
-        self._owner: dict = {}        # layer/model name -> spec path that defined it
+        self._owner: dict = {}        # layer name -> spec path that defined it (errors)
         self._counters: dict = {}
         for name in self.layer_specs:
             if name in self.model_specs:
@@ -114,8 +115,9 @@ class Compiler:
             return _BROKEN
         self.layers[name] = layer
         self._owner[name] = path
-        for inner in layer.sublayers():
-            if isinstance(inner, Model) or self.layers.get(inner.name) is inner:
+        for use in iter_layers(layer):   # what a wrapper creates gets a name too
+            inner = use.layer
+            if inner is layer or self.layers.get(inner.name) is inner:
                 continue
             if inner.name in self.layers or inner.name in self.layer_specs:
                 self.error(path, f"{layer.TYPE} '{name}' creates the layer '{inner.name}', "
@@ -216,8 +218,11 @@ class Compiler:
             for out_name in out_names:
                 tensors[out_name] = _BROKEN
             return None
-        node = Node(layer, len(layer.inbound_nodes), model_name, inbound,
-                    spec_path=".".join(map(str, path)))
+        if not layer.inbound_nodes and not self._regularizers_fit(layer, path):
+            for out_name in out_names:
+                tensors[out_name] = _BROKEN
+            return None
+        node = Node(layer, len(layer.inbound_nodes), model_name, inbound)
         node.output_tensors = [
             SymbolicTensor(out_name, tuple(shape), self.dtype,
                            History(layer, node.node_index, i))
@@ -226,6 +231,19 @@ class Compiler:
             tensors[tensor.name] = tensor
         layer.inbound_nodes.append(node)
         return node
+
+    def _regularizers_fit(self, layer, call_path) -> bool:
+        """Every weight regularizer set on ``layer`` (and what it wraps) names a weight
+        the layer has, now that its first call built them; else a located error."""
+        ok = True
+        for use in iter_layers(layer):
+            try:
+                use.layer.weight_regularizers()
+            except GraphspecError as exc:
+                where = self._owner.get(use.layer.name, call_path)
+                self.error(where, _message(exc))
+                ok = False
+        return ok
 
     # -- everything ------------------------------------------------------------------
     def compile(self):

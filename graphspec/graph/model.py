@@ -12,6 +12,8 @@ import numpy as np
 from ..autodiff import Variable, recording
 from ..errors import InputError, ShapeError
 from ..layers.base import CallContext
+from .walk import iter_layers
+from .walk import param_count as walk_param_count
 
 
 class Model:
@@ -60,35 +62,27 @@ class Model:
     def sublayers(self) -> list:
         return [node.layer for node in self.nodes]
 
-    def layers(self) -> list:
+    def layers(self, freeze=()) -> list:
         """Every layer instance this model uses, sub-models expanded, each once, in order."""
-        seen, ordered = set(), []
+        return [use.layer for use in iter_layers(self, freeze)]
 
-        def visit(layer):
-            if id(layer) in seen:
-                return
-            seen.add(id(layer))
-            if isinstance(layer, Model):
-                for inner in layer.sublayers():
-                    visit(inner)
-                return
-            ordered.append(layer)
-            for inner in layer.sublayers():
-                visit(inner)
-        for node in self.nodes:
-            visit(node.layer)
-        return ordered
+    def layer_uses(self, freeze=()) -> list:
+        """:class:`~graphspec.graph.walk.LayerUse` per layer: the layer, whether a job on
+        this model trains it (Keras' AND over the containing models), its path."""
+        return list(iter_layers(self, freeze))
 
-    def param_count(self) -> tuple:
-        trainable = non_trainable = 0
-        for layer in self.layers():
-            t, n = layer.param_count()
-            if self.trainable and t:
-                trainable += t
-            else:
-                non_trainable += t
-            non_trainable += n
-        return trainable, non_trainable
+    def param_count(self, freeze=()) -> tuple:
+        """(trainable, non-trainable) weight elements, counted as a job trains them."""
+        return walk_param_count(self, freeze)
+
+    def summary(self, print_fn=print) -> str:
+        """Keras' ``model.summary()``: prints the table (``print_fn=None``: silent) and
+        returns it."""
+        from .summary import summary
+        text = summary(self)
+        if print_fn is not None:
+            print_fn(text)
+        return text
 
     # -- used as a layer ------------------------------------------------------------
     def check_input_count(self, count: int) -> None:
@@ -123,18 +117,22 @@ class Model:
         plan = self.__dict__.get("_run_plan")
         if plan is None or plan[0] is not self.nodes or plan[1] != len(self.nodes):
             steps = [(node.layer, [t.slot for t in node.input_tensors],
-                      [t.slot for t in node.output_tensors]) for node in self.nodes]
+                      [t.slot for t in node.output_tensors],
+                      _activity_config(node.layer)) for node in self.nodes]
             plan = self._run_plan = (self.nodes, len(self.nodes), steps)
         values = [None] * self._slots
         for tensor, value in zip(self.inputs, inputs):
             values[tensor.slot] = value
-        for layer, reads, writes in plan[2]:
+        activity = ctx.activity
+        for layer, reads, writes, regularizer in plan[2]:
             outs = layer.forward([values[i] for i in reads], ctx)
             if len(writes) == 1:
                 values[writes[0]] = outs[0]
             else:
                 for i, value in zip(writes, outs):
                     values[i] = value
+            if regularizer is not None and activity is not None:
+                activity.append((regularizer, outs))
         return values
 
     def predict(self, inputs, batch_size: int | None = None, seed: int | None = None) -> dict:
@@ -222,6 +220,11 @@ class Model:
 
     def __repr__(self):
         return f"<Model '{self.name}' inputs={self.input_names} outputs={self.output_names}>"
+
+
+def _activity_config(layer):
+    config = getattr(layer, "config", None)
+    return config.get("activity_regularizer") if isinstance(config, dict) else None
 
 
 def shapes_compatible(expected: tuple, got: tuple) -> bool:

@@ -40,7 +40,6 @@ class Node:
     model: str                        # the model whose calls created this node
     input_tensors: list
     output_tensors: list = field(default_factory=list)
-    spec_path: str = ""
 
     @property
     def input_shapes(self):

@@ -1,6 +1,8 @@
 """Keras-like text summary of a model, and a Graphviz/Mermaid picture of it."""
 from __future__ import annotations
 
+from .walk import iter_layers
+
 
 def format_shape(shape) -> str:
     shape = list(shape)
@@ -14,12 +16,8 @@ def _shapes(shapes) -> str:
 
 
 def _node_params(layer) -> int:
-    if hasattr(layer, "layers"):   # a sub-model: all of its weights
-        return sum(sum(inner.param_count()) for inner in layer.layers())
-    own = sum(layer.param_count())
-    for inner in layer.sublayers():
-        own += _node_params(inner)
-    return own
+    """Every weight element a call of ``layer`` uses (a sub-model's: all of its own)."""
+    return sum(sum(use.param_count()) for use in iter_layers(layer))
 
 
 def summary_rows(model) -> list:

@@ -52,6 +52,22 @@ class CallContext:
     # ids of layers frozen for this training job (own flag, a frozen containing model,
     # or the job's freeze list): BatchNormalization runs them in inference mode.
     frozen: frozenset = frozenset()
+    # When a list: the executor appends ``(activity_regularizer config, outputs)`` for
+    # every call of a layer that has one, sub-models included (Keras' ``add_loss``
+    # during the call); the trainer turns them into penalties. None: not collected.
+    activity: list | None = None
+
+
+# Keras' weight-regularizer arguments and the weight each one penalises. A layer whose
+# weights are named otherwise declares its own ``REGULARIZED_WEIGHTS`` table.
+REGULARIZED_WEIGHTS = {
+    "kernel_regularizer": "kernel",
+    "bias_regularizer": "bias",
+    "recurrent_regularizer": "recurrent_kernel",     # Keras' name for the weight
+    "embeddings_regularizer": "embeddings",
+    "gamma_regularizer": "gamma",
+    "beta_regularizer": "beta",
+}
 
 
 class Layer:
@@ -60,6 +76,7 @@ class Layer:
     REQUIRED: tuple = ()
     INPUTS = 1
     DOC = ""
+    REGULARIZED_WEIGHTS = REGULARIZED_WEIGHTS
 
     def __init__(self, name: str, config: dict, trainable: bool = True):
         self.name = name
@@ -97,6 +114,12 @@ class Layer:
         """Layers whose weights this layer uses (wrappers and sub-models)."""
         return []
 
+    def index_limit(self, input_index: int):
+        """``(rows, reason)`` if input ``input_index`` holds indices into a table of
+        ``rows`` rows (an Embedding), so integer inputs are range-checked before the
+        cast; None for every other layer."""
+        return None
+
     # -- checks every layer shares -----------------------------------------------------
     def check_input_count(self, count: int) -> None:
         low, high = (self.INPUTS, self.INPUTS) if isinstance(self.INPUTS, int) else self.INPUTS
@@ -124,6 +147,27 @@ class Layer:
                     f"layer '{self.name}' was built with weight '{name}' of shape {had} "
                     f"at its first call, but this call needs {spec.shape}: a shared layer "
                     "must be called on inputs with the same feature shape")
+
+    def weight_regularizers(self) -> dict:
+        """``{weight name: (argument, regularizer config)}`` for every weight-regularizer
+        argument that is set. An argument naming a weight this layer does not have
+        (``bias_regularizer`` with ``use_bias: false``) is a ShapeError: a penalty that
+        silently does nothing is a wrong result. Call after the weights are built."""
+        out = {}
+        for arg, config in self.config.items():
+            if not arg.endswith("_regularizer") or arg == "activity_regularizer" \
+                    or config is None:
+                continue
+            weight = self.REGULARIZED_WEIGHTS.get(arg)
+            if weight is None:
+                raise ShapeError(f"{self.TYPE} layer '{self.name}': no weight is known for "
+                                 f"'{arg}'")
+            if weight not in self.weight_shapes:
+                have = ", ".join(self.weight_shapes) or "none"
+                raise ShapeError(f"{self.TYPE} layer '{self.name}': {arg} is set, but the "
+                                 f"layer has no '{weight}' weight (its weights: {have})")
+            out[weight] = (arg, config)
+        return out
 
     def param_count(self) -> tuple:
         """(trainable, non-trainable) element counts of this layer's own weights."""

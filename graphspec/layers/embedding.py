@@ -35,14 +35,18 @@ def embedding_lookup(table, indices, layer_name: str = "embedding") -> Variable:
         if idx.size and not (np.all(np.isfinite(idx)) and np.all(idx == np.round(idx))):
             raise EmbeddingIndexError(f"Embedding layer '{layer_name}' needs integer "
                                       "indices, got non-integer values")
-        idx = idx.astype(np.int64)
     if idx.size:
-        low, high = int(idx.min()), int(idx.max())
+        # The range check runs on the values as given: casting first would turn 1e20
+        # into -2**63 (and an int64 2**32+5 read as int32 into 5).
+        low, high = idx.min(), idx.max()
         if low < 0 or high >= rows:
             bad = low if low < 0 else high
+            bad = int(bad) if np.issubdtype(idx.dtype, np.integer) else float(bad)
             raise EmbeddingIndexError(
-                f"Embedding layer '{layer_name}': index {bad} is out of range; indices "
+                f"Embedding layer '{layer_name}': index {bad!r} is out of range; indices "
                 f"must be in [0, {rows - 1}] (input_dim={rows})")
+    if not np.issubdtype(idx.dtype, np.integer):
+        idx = idx.astype(np.int64)
     out = table.data[idx]
 
     def backward(g):
@@ -68,6 +72,7 @@ class Embedding(Layer):
                                      "propagated yet"},
     }
     REQUIRED = ("input_dim", "output_dim")
+    REGULARIZED_WEIGHTS = {"embeddings_regularizer": "embeddings"}
 
     def compute_output_shapes(self, input_shapes):
         shape = single_shape(self, input_shapes)
@@ -79,6 +84,9 @@ class Embedding(Layer):
     def weight_specs(self, input_shapes):
         return [WeightSpec("embeddings", (self.input_dim, self.output_dim),
                            self.embeddings_initializer)]
+
+    def index_limit(self, input_index):
+        return self.input_dim, f"input_dim={self.input_dim} of Embedding '{self.name}'"
 
     def forward(self, inputs, ctx):
         return [embedding_lookup(self.weights["embeddings"], inputs[0], self.name)]

@@ -107,3 +107,12 @@ def activity_penalty(output, config) -> Variable | None:
         return Variable(np.zeros((), dtype=output.dtype))
     out = value.data / output.dtype.type(batch)
     return result(np.asarray(out, dtype=output.dtype), (value,), lambda g: (g / batch,))
+
+
+def weight_regularizers(uses) -> list:
+    """``(layer, weight name, Regularizer)`` for every weight regularizer set on the
+    layers of a model walk (``Model.layer_uses()``), frozen layers included: as in
+    Keras, a frozen layer's penalty is still part of the loss, it just gets no update."""
+    return [(use.layer, weight, get_regularizer(config))
+            for use in uses
+            for weight, (_arg, config) in use.layer.weight_regularizers().items()]

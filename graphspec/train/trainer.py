@@ -24,7 +24,7 @@ from ..layers.base import CallContext
 from .losses import reduce_loss
 from .metrics import get_metric, reduce_metric
 from .progress import ProgressBar
-from .regularizers import activity_penalty, get_regularizer
+from .regularizers import activity_penalty, weight_regularizers
 
 
 class TrainingError(GraphspecError):
@@ -33,33 +33,6 @@ class TrainingError(GraphspecError):
 
 class DataError(InputError):
     """Training or evaluation data that does not fit the model; the CLI adds the file."""
-
-
-def trainable_weight_keys(model: Model, freeze=()) -> tuple:
-    """Keys ``layer/weight`` that a job on ``model`` updates (AND over the containment),
-    and the ids of the layers it freezes."""
-    frozen_layers, reached = set(), []
-
-    def visit(item, trainable):
-        trainable = trainable and item.trainable and item.name not in freeze
-        if isinstance(item, Model):
-            for node in item.nodes:
-                visit(node.layer, trainable)
-            return
-        if not trainable:
-            frozen_layers.add(id(item))
-        reached.append(item)
-        for inner in item.sublayers():
-            visit(inner, trainable)
-    visit(model, True)
-    keys, seen = [], set()
-    for layer in reached:
-        if id(layer) in seen or id(layer) in frozen_layers:
-            continue
-        seen.add(id(layer))
-        keys += [f"{layer.name}/{name}" for name, spec in layer.weight_shapes.items()
-                 if spec.trainable]
-    return keys, frozenset(frozen_layers)
 
 
 def _scalar(value) -> float:
@@ -71,8 +44,11 @@ class Trainer:
     def __init__(self, graph, job):
         self.graph, self.job, self.model = graph, job, job.model
         weights = graph.weights()
-        keys, self.frozen = trainable_weight_keys(self.model, job.freeze)
-        self.params = [(key, weights[key]) for key in keys]
+        uses = self.model.layer_uses(job.freeze)
+        self.params = [(f"{u.layer.name}/{name}", weights[f"{u.layer.name}/{name}"])
+                       for u in uses for name in u.trainable_weight_names()]
+        self.frozen = frozenset(id(u.layer) for u in uses if not u.trainable)
+        self.regularized = weight_regularizers(uses)
         self.state = {name: s.value for name, s in job.state.items()}
         self.history: dict = {}
         self.epoch = 0
@@ -114,7 +90,7 @@ class Trainer:
         return inputs, targets, size
 
     # -- the objective -------------------------------------------------------------------
-    def _objective(self, values, targets, rng):
+    def _objective(self, values, targets, rng, activity=None):
         model, job = self.model, self.job
         logs, total = {}, None
 
@@ -130,17 +106,11 @@ class Trainer:
             if len(job.losses) > 1:
                 logs[f"{out.name}_loss"] = loss
             add(loss, job.loss_weights[out.name])
-        for layer in model.layers():
-            for arg, config in layer.config.items():
-                if arg.endswith("_regularizer") and arg != "activity_regularizer" and config:
-                    weight = layer.weights.get(arg[: -len("_regularizer")])
-                    if weight is not None:
-                        add(get_regularizer(config)(weight))
-        for node in model.nodes:
-            config = getattr(node.layer, "config", {}).get("activity_regularizer")
-            if config:
-                for tensor in node.output_tensors:
-                    add(activity_penalty(values[tensor.slot], config))
+        for layer, weight, regularizer in self.regularized:
+            add(regularizer(layer.weights[weight]))
+        for config, outputs in activity or ():
+            for output in outputs:
+                add(activity_penalty(output, config))
         if job.terms or job.added_losses:   # most jobs have neither: skip the bindings
             self._expression_losses(values, rng, logs, add)
         logs["loss"] = total
@@ -200,12 +170,12 @@ class Trainer:
         """One optimizer step on one batch; returns the batch's loss, metrics and state."""
         rng = rng if rng is not None else self.graph.rng()
         self._set_requires_grad()
-        ctx = CallContext(training=True, rng=rng, frozen=self.frozen)
+        ctx = CallContext(training=True, rng=rng, frozen=self.frozen, activity=[])
         # Overflow shows up as a non-finite loss, reported below with epoch and batch.
         with recording(True), np.errstate(over="ignore", invalid="ignore"):
             feeds = [Variable(inputs[n]) for n in self.model.input_names]
             values = self.model.run(feeds, ctx)
-            total, logs = self._objective(values, targets, rng)
+            total, logs = self._objective(values, targets, rng, ctx.activity)
         loss = _scalar(total)
         if not math.isfinite(loss):
             if on_nan == "stop":
@@ -228,14 +198,15 @@ class Trainer:
         """Loss and metrics over ``data`` without updating anything (Keras' evaluate)."""
         inputs, targets, size = self.split_data(data)
         sums, count = {}, 0
-        ctx = CallContext(training=False, rng=self.graph.rng())
+        ctx = CallContext(training=False, rng=self.graph.rng(), activity=[])
         with recording(False):
             for start in range(0, size, batch_size):
                 sl = slice(start, start + batch_size)
                 values = self.model.run([Variable(inputs[n][sl]) for n in self.model.input_names],
                                         ctx)
                 batch_targets = {k: v[sl] for k, v in targets.items()}
-                _, logs = self._objective(values, batch_targets, ctx.rng)
+                _, logs = self._objective(values, batch_targets, ctx.rng, ctx.activity)
+                ctx.activity.clear()
                 logs = {k: _scalar(v) for k, v in logs.items()}
                 logs.update(self._metrics(values, batch_targets))
                 n = min(batch_size, size - start)
