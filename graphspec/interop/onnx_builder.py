@@ -15,12 +15,16 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from ..errors import InputError
+
 # Nothing graphspec emits needs more than opset 13 (Softmax on any axis, Squeeze axes as
 # an input); 17 is the default because every current runtime has it; 21 is the highest
 # opset the exports are tested at.
 MIN_OPSET = 13
 DEFAULT_OPSET = 17
 MAX_OPSET = 21
+# protobuf's limit on one serialised message, which an ONNX file without external data is
+MAX_PROTO_BYTES = (2 << 30) - (16 << 20)
 
 ONNX_DTYPES = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE,
                np.dtype(np.int32): TensorProto.INT32, np.dtype(np.int64): TensorProto.INT64,
@@ -152,6 +156,12 @@ class Builder:
 
     # -- the model ------------------------------------------------------------------------
     def model(self, name: str, inputs: list, outputs: list, doc: str = "") -> onnx.ModelProto:
+        size = sum(len(t.raw_data) for t in self.initializers)
+        if size >= MAX_PROTO_BYTES:
+            raise InputError(f"model '{name}' holds {size / 2 ** 30:.1f} GiB of weights; one "
+                             "ONNX file holds less than 2 GiB and export with external data "
+                             "files is not supported yet: export a smaller configuration "
+                             "(--set) or a sub-model (--model)")
         graph = helper.make_graph(self.nodes, name, inputs, outputs, self.initializers,
                                   doc_string=doc)
         opset = helper.make_opsetid("", self.opset)

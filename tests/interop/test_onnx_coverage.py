@@ -201,3 +201,11 @@ def test_export_help_has_examples_and_the_per_model_rule():
     assert result.exit_code == 0
     assert "out.MODEL.onnx" in result.output
     assert result.output.count("graphspec export specs/") >= 3
+
+
+def test_weights_over_the_protobuf_limit_are_refused(monkeypatch):
+    from graphspec.interop import onnx_builder
+    monkeypatch.setattr(onnx_builder, "MAX_PROTO_BYTES", 100)
+    with pytest.raises(InputError, match=r"model 'mlp' holds 0.0 GiB of weights; one ONNX "
+                                         r"file holds less than 2 GiB"):
+        to_onnx(graphspec.loads(MLP, seed=0).model())
