@@ -3,16 +3,27 @@ loading a spec with its weights."""
 from __future__ import annotations
 
 import functools
+import os
 import secrets
 import sys
 
 import click
 import yaml
 
-from .. import api
-from ..errors import GraphspecError, SpecErrors
+from .. import api, errors
+from ..errors import GraphspecError, InputError, SpecErrors
 from ..io.files import load_npy, npz_bytes
 from ..runtime import memory
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with what the command had saved when it stopped (for the one line)."""
+
+
+# Trainer.fit saves a checkpoint on Ctrl-C and raises TrainingInterrupted (when the
+# trainer has it); a plain KeyboardInterrupt is the same event anywhere else.
+INTERRUPTIONS = (KeyboardInterrupt,) + tuple(
+    t for t in (getattr(errors, "TrainingInterrupted", None),) if t is not None)
+
 
 def fail(message: str, code: int = 1):
     click.echo(message, err=True)
@@ -27,12 +38,12 @@ def friendly_errors(command):
             return command(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise  # usage errors: click prints them and exits 2
+        except INTERRUPTIONS as exc:
+            fail(f"interrupted: {exc}" if str(exc) else "interrupted", 130)
         except SpecErrors as exc:
             fail(str(exc))
         except GraphspecError as exc:
             fail(f"error: {exc}", getattr(exc, "exit_code", 1))
-        except KeyboardInterrupt:
-            fail("interrupted", 130)
         except MemoryError:
             fail("error: out of memory although the estimate fitted (try a smaller "
                  "--batch-size, or --max-memory to set the budget)")
@@ -108,6 +119,14 @@ max_memory_option = click.option(
     "--max-memory", type=_Size(), default=None, metavar="SIZE",
     help="Memory budget, e.g. 4G or 512M (default: what the system has available and the "
          "address-space limit allow). A model estimated to need more is refused up front.")
+
+
+def make_checkpoint_dir(directory) -> None:
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--checkpoint: cannot use '{directory}' as a checkpoint directory: "
+                         f"{exc.strerror or exc}") from None
 
 
 def open_spec(spec, params):
