@@ -160,3 +160,26 @@ def test_hostile_file_names_stay_inside_code_spans(tmp_path):
     body = action.build_report(repo, "HEAD~1").body
     assert "#### `` specs/a`b @org/team\\|x.yaml ``: new spec" in body
     assert body.count("@org") == 1
+
+
+def test_the_module_runs_as_the_action_runs_it(tmp_path):
+    import subprocess
+    import sys
+    repo = two_commits(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GRAPHSPEC_"))}
+    env.update(GRAPHSPEC_BASE="HEAD~1", GRAPHSPEC_SPECS="specs",
+               PYTHONPATH=os.pathsep.join(sys.path))
+    done = subprocess.run([sys.executable, "-m", "graphspec.review.action"], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "::error file=specs/broken.yaml,line=" in done.stdout
+    assert "| **layers** | config | `predictions.units` | 10 | 12 |" in done.stdout
+    assert done.stderr == ""
+
+
+def test_a_long_comment_is_cut_at_a_line_with_a_note():
+    sections = [f"#### `s{i}.yaml`\n" + "| x | y |\n" * 400 for i in range(40)]
+    body = action._body(sections, "a" * 40, action.Report(body=""))
+    assert len(body) <= action.MAX_COMMENT_CHARS
+    assert body.endswith("(truncated: run `graphspec diff` locally for the rest)\n")
+    assert body.splitlines()[-3] == "| x | y |"
