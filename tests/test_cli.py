@@ -40,9 +40,11 @@ def test_validate_directory_json_and_github_formats(tmp_path):
                                     "models.mlp.calls[1].in: tensor 'hh'")
 
 
-def test_missing_file_is_an_error_line_not_a_traceback(tmp_path):
+def test_missing_file_is_a_usage_error_line_not_a_traceback(tmp_path):
     result = run("validate", tmp_path / "nope.yaml")
-    assert result.exit_code == 1 and "cannot read spec" in result.output
+    assert result.exit_code == 2
+    assert result.output == f"error: cannot read '{tmp_path / 'nope.yaml'}': no such file or " \
+                            "directory\n"
 
 
 def test_build_prints_summary_and_saves_weights(tmp_path):

@@ -15,6 +15,7 @@ from ..errors import GraphspecError, InputError, SpecErrors
 from ..io.files import load_npy, npz_bytes
 from ..runtime import memory
 
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C, with what the command had saved when it stopped (for the one line)."""
 

@@ -22,8 +22,10 @@ def _spec_files(paths) -> list:
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 files += [os.path.join(root, n) for n in sorted(names)
                           if n.endswith((".yaml", ".yml"))]
-        else:
+        elif os.path.exists(path):
             files.append(path)
+        else:   # a mistyped path is a usage error (exit 2), not an invalid spec
+            fail(f"error: cannot read '{path}': no such file or directory", 2)
     return files
 
 

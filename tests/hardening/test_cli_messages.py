@@ -1,0 +1,102 @@
+"""Messages a user sees when a flag is wrong or a run is interrupted (issue 15
+"Messages", issue 9 SIGINT): one line that names what was typed."""
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from specs_util import MLP, write_spec
+
+from graphspec.cli import main
+from graphspec.train.trainer import Trainer
+
+TRAINABLE = MLP + """
+training:
+  default:
+    model: mlp
+    loss: sparse_categorical_crossentropy
+    epochs: 1
+    batch_size: 4
+"""
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert "Traceback" not in result.output
+    return result
+
+
+@pytest.fixture
+def job(tmp_path):
+    spec = write_spec(tmp_path, TRAINABLE)
+    np.savez(tmp_path / "d.npz", x=np.ones((8, 4), np.float32), probs=np.zeros(8, int))
+    return spec, tmp_path / "d.npz", tmp_path / "w.npz"
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--loss", "nope", "error: --loss: unknown loss 'nope'; built-in losses are "),
+    ("--freeze", "nope", "error: --freeze: 'nope' is neither a layer nor a model of "),
+    ("--model", "nope", "error: --model: "),
+    ("--job", "nope", "error: --job: "),
+])
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_flag_errors_name_the_flag_not_a_spec_path(job, command, flag, value, message):
+    spec, data, out = job
+    if command == "evaluate" and flag == "--freeze":
+        pytest.skip("evaluate has no --freeze")
+    argv = [command, spec, "--data", data, flag, value] + (["-o", out] if command == "train"
+                                                          else [])
+    result = run(*argv)
+    assert result.exit_code == 1
+    assert result.output.startswith(message), result.output
+    assert "training.default" not in result.output and len(result.output.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_flags_alone_train_the_only_model_of_a_spec_without_jobs(tmp_path):
+    """It said: job: model 'None' is not declared."""
+    spec = write_spec(tmp_path, MLP)
+    np.savez(tmp_path / "d.npz", x=np.ones((8, 4), np.float32), probs=np.zeros(8, int))
+    result = run("train", spec, "--data", tmp_path / "d.npz", "--loss",
+                 "sparse_categorical_crossentropy", "-o", tmp_path / "w.npz")
+    assert result.exit_code == 0, result.output
+
+
+def test_inspect_nodes_unknown_model_is_an_error_not_an_empty_table(tmp_path):
+    spec = write_spec(tmp_path, MLP)
+    result = run("inspect-nodes", spec, "--model", "nope")
+    assert result.exit_code == 1
+    assert result.output == f"error: {spec} has no model 'nope' (models: mlp)\n"
+
+
+def test_validate_reports_every_schema_error_of_a_file_in_one_run(tmp_path):
+    spec = write_spec(tmp_path, MLP.replace("units: 8,", "unitz: 8,").replace(
+        "units: 3,", "untis: 3,"))
+    result = run("validate", spec)
+    assert result.exit_code == 1
+    assert "layers.dense_1.unitz: unknown key 'unitz'" in result.output
+    assert "layers.out.untis: unknown key 'untis'" in result.output
+
+
+def _interrupting_fit(save_first):
+    def fit(self, data, checkpoint_dir=None, **kwargs):
+        if save_first:
+            self.epoch = 1
+            self.save_checkpoint(checkpoint_dir, 0)
+        raise KeyboardInterrupt
+    return fit
+
+
+def test_ctrl_c_in_train_exits_130_saying_what_was_saved(job, tmp_path, monkeypatch):
+    spec, data, out = job
+    monkeypatch.setattr(Trainer, "fit", _interrupting_fit(False))
+    result = run("train", spec, "--data", data, "-o", out)
+    assert result.exit_code == 130
+    assert result.output.strip() == f"interrupted: no checkpoint was written; {out} was not " \
+                                    "written (training did not finish)"
+    monkeypatch.setattr(Trainer, "fit", _interrupting_fit(True))
+    ck = tmp_path / "ck"
+    result = run("train", spec, "--data", data, "-o", out, "--checkpoint", ck)
+    assert result.exit_code == 130
+    assert result.output.strip() == (
+        f"interrupted: the last checkpoint is {ck / 'checkpoint.npz'} (continue with --resume); "
+        f"{out} was not written (training did not finish)")
+    assert not out.exists() and not (ck / "checkpoint.npz.lock").exists()
