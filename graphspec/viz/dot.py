@@ -27,6 +27,8 @@ def _small(text: str, colour: str = "#333333") -> str:
 
 def _box_label(box: Box) -> str:
     rows = [f"<B>{html(short(box.title))}</B>", _small(html(kind_line(box)))]
+    if box.detail:
+        rows.append(_small(f"<I>{html(box.detail)}</I>", "#1f4e79"))
     rows += [_small(html(line), "#000000") for line in shape_lines(box)]
     rows += [f'<FONT POINT-SIZE="9"><B>output: {html(short(name))}</B></FONT>'
              for name in box.outputs]

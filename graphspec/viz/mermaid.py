@@ -23,6 +23,8 @@ def text(value) -> str:
 
 def _box(box: Box, indent: str) -> str:
     rows = [f"<b>{text(short(box.title))}</b>", text(kind_line(box))]
+    if box.detail:
+        rows.append(f"<i>{text(box.detail)}</i>")
     rows += [text(line) for line in shape_lines(box)]
     rows += [f"<b>output: {text(short(name))}</b>" for name in box.outputs]
     label = '"' + "<br>".join(rows) + '"'

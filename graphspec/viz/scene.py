@@ -30,6 +30,7 @@ class Box:
     id: str
     title: str                       # the layer's (or input's) name
     kind: str                        # "Conv2D", "Input", "TimeDistributed(vision)"
+    detail: str = ""                 # a Lambda's or Merge's expression, shortened
     instance: object = None          # the layer called here (None for an input)
     node_index: int | None = None    # shown when the layer has several nodes
     node_count: int = 1
@@ -209,7 +210,11 @@ class _Builder:
         if wrapped:
             kind += "(" + ", ".join(short(w.name, 24) for w in wrapped[:2]) + ")"
         count = len(layer.inbound_nodes)
-        return Box(self._id("n"), layer.name, kind, instance=layer,
+        # Lambdas differ only by their expression: show it (one line, shortened).
+        expr = layer.config.get("expr") if isinstance(getattr(layer, "config", None),
+                                                     dict) else None
+        detail = short(" ".join(expr.split()), 40) if isinstance(expr, str) else ""
+        return Box(self._id("n"), layer.name, kind, detail=detail, instance=layer,
                    node_index=node.node_index if count > 1 else None, node_count=count,
                    in_shapes=list(node.input_shapes), out_shapes=list(node.output_shapes))
 

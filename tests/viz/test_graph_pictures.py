@@ -125,6 +125,7 @@ def test_one_model_of_a_shared_layer_shows_its_node_index_and_the_legend():
     times10 = next(b for b in boxes.values() if title(b) == "times10")
     assert "Lambda \u00b7 node 1 of 3" in times10["label"]
     assert times10["peripheries"] == "2"                     # the model's output
+    assert "<I>x * 10</I>" in times10["label"]              # what the Lambda computes
     assert "times10 (Lambda): one instance, 3 calls: model_a (node 0), model_b (node 1), " \
         "scale_by_10 (node 2); 1 of them drawn here" in text
 
