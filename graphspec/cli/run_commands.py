@@ -71,7 +71,8 @@ def predict(spec, model_name, weights, inputs, output, batch_size, max_memory, s
     Examples:
       graphspec predict specs/mlp.yaml --weights w.npz --input pixels=x.npy
       graphspec predict specs/mlp.yaml --weights w.npz --input pixels=x.npy -o out.npz
-      graphspec predict specs/multi_io.yaml --model m --weights w.npz --input a=a.npy --input b=b.npy
+      graphspec predict specs/multi_io.yaml --weights w.npz --input main_input=t.npy \\
+          --input aux_input=a.npy --batch-size 256
     """
     files = input_files(inputs)
     guard_outputs({"-o": output}, {"SPEC": spec, "--weights": weights, **input_labels(files)})

@@ -32,13 +32,20 @@ def _spec_files(paths) -> list:
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
-              help="github prints ::error annotations for GitHub Actions.")
+              help="text for people, json for scripts, github for ::error annotations in "
+                   "GitHub Actions.")
 @set_option
 @friendly_errors
 def validate(paths, fmt, params):
     """Check specs (files or directories): schema, references, cycles and shapes.
 
-    Exit 0 if every spec is valid, 1 if any is not, 2 on usage errors.
+    Exit 0 if every spec is valid, 1 if any is not, 2 on usage errors (a missing file).
+
+    \b
+    Examples:
+      graphspec validate specs/
+      graphspec validate specs/mlp.yaml --set input_dim=64
+      graphspec validate --format github specs/
     """
     overrides = parse_params(params)
     files = _spec_files(paths)
@@ -72,7 +79,13 @@ def validate(paths, fmt, params):
 @click.option("-o", "--output", type=click.Path(), help="Write to a file instead of stdout.")
 @friendly_errors
 def schema(output):
-    """Print the JSON Schema of specs (for editors and CI)."""
+    """Print the JSON Schema of specs (for editors and CI).
+
+    \b
+    Examples:
+      graphspec schema -o graphspec.schema.json
+      graphspec schema | python -m json.tool | less
+    """
     guard_outputs({"-o": output}, {})
     text = json.dumps(spec_schema(), indent=2) + "\n"
     if output:

@@ -171,20 +171,31 @@ def train(spec, model_name, job_name, data, epochs, batch_size, weights, output,
 
 @click.command()
 @click.argument("spec", type=click.Path())
-@click.option("--model", "model_name")
-@click.option("--job", "job_name")
-@click.option("--data", required=True, type=click.Path())
-@click.option("--weights", type=click.Path())
-@click.option("--batch-size", type=click.IntRange(min=1), default=32)
-@click.option("--loss", help="Loss for every output (overrides the job).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--model", "model_name", help="Model to evaluate (else the job's model).")
+@click.option("--job", "job_name", help="Training job whose loss and metrics to use "
+                                        "(default: the first).")
+@click.option("--data", required=True, type=click.Path(),
+              help=".npz with arrays keyed by the model's input and output names.")
+@click.option("--weights", type=click.Path(), help="Trained weights (.npz) from train.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Samples per step; lowers memory.")
+@click.option("--loss", help="Loss for every output (overrides the job), e.g. mse.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              help="text for people, json for scripts.")
 @max_memory_option
 @seed_option
 @set_option
 @friendly_errors
 def evaluate(spec, model_name, job_name, data, weights, batch_size, loss, fmt, max_memory, seed,
              params):
-    """Loss and metrics of a model on DATA.npz (no training)."""
+    """Loss and metrics of a model on DATA.npz (no training).
+
+    \b
+    Examples:
+      graphspec evaluate specs/mlp.yaml --weights w.npz --data test.npz
+      graphspec evaluate specs/mlp.yaml --weights w.npz --data test.npz --format json
+      graphspec evaluate specs/shared_entry.yaml --model model_a --loss mse --weights w.npz --data d.npz
+    """
     guard_outputs({}, {"SPEC": spec, "--weights": weights, "--data": data})
     graph = open_spec(spec, params)
     job = _resolve_job(graph, job_name, model_name, {"loss": loss} if loss else {}, loss)
