@@ -9,6 +9,7 @@ import importlib
 
 import click
 
+from ..errors import InputError
 from ..io.files import guard_outputs
 from .common import fail, fill_weights, friendly_errors, open_spec, set_option
 
@@ -83,6 +84,11 @@ def export(spec, model_name, weights, fmt, output, opset, check_rows, params):
 
 def _check(graph, written, rows) -> None:
     import onnx
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise InputError("--check runs the files in onnxruntime, which is not installed: "
+                         "pip install 'graphspec[onnx]'") from None
 
     from ..interop.onnx_check import check_against_predict, draws_noise, random_feeds
     bad = []

@@ -135,9 +135,18 @@ def export_problems(model) -> list:
     return problems
 
 
+def _call_path(graph, node) -> tuple:
+    """Where ``node`` is written: ``models.M.calls[i]`` (nodes are the calls, in order)."""
+    model = graph.models.get(node.model) if graph is not None else None
+    if model is None:
+        return ("models", node.model)
+    index = next((i for i, n in enumerate(model.nodes) if n is node), None)
+    return ("models", node.model) if index is None else ("models", node.model, "calls", index)
+
+
 def _located(graph, node, message: str) -> SpecError:
     """A SpecError at the call in the spec file (line and column when the file reads)."""
-    path = tuple(int(p) if p.isdigit() else p for p in node.spec_path.split(".") if p)
+    path = _call_path(graph, node)
     file = getattr(graph, "file", "<spec>") if graph is not None else "<spec>"
     try:
         from ..spec.loader import load_file

@@ -160,8 +160,10 @@ def test_export_without_model_writes_one_file_per_model(tmp_path):
     _, weights = _weights(tmp_path, SPECS / "vae.yaml")
     result = CliRunner().invoke(_export(), [str(SPECS / "vae.yaml"), "--weights", str(weights),
                                             "--format", "onnx", "-o", str(tmp_path / "v.onnx"),
-                                            "--opset", "18"])
+                                            "--opset", "18", "--check", "3"])
     assert result.exit_code == 0, result.output
+    assert "v.vae.onnx: not compared: model 'vae' draws random noise" in result.output
+    assert "v.decoder.onnx: onnxruntime vs predict on 3 random rows" in result.output
     assert sorted(p for p in os.listdir(tmp_path) if p.endswith(".onnx")) == \
         ["v.decoder.onnx", "v.vae.onnx"]
     decoder = onnx.load(tmp_path / "v.decoder.onnx")
