@@ -169,3 +169,9 @@ def test_the_plot_commands_do_not_import_matplotlib():
     code = ("import sys, graphspec.cli.plot_commands; "
             "sys.exit('matplotlib' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+def test_files_with_the_same_name_are_told_apart_by_path():
+    assert history_plot.labels_for(["runs/a/h.json", "runs/b/h.json", "x.json"]) == \
+        ["runs/a/h.json", "runs/b/h.json", "x.json"]
+    assert history_plot.labels_for(["runs/a/h.json", "y.json"]) == ["h.json", "y.json"]
