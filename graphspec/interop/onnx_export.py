@@ -187,8 +187,8 @@ def to_onnx(model, path=None, opset: int | None = None):
         builder.reserve(name)
     internal = Walker(builder).run_model(model, list(model.input_names), "")
     for tensor, name in zip(model.outputs, internal):
-        # every output gets its spec name; Identity also covers an input passed through
-        builder.output(name, tensor.name)
+        if name != tensor.name:     # an input passed straight through keeps its name
+            builder.output(name, tensor.name)
     inputs = [value_info(t.name, onnx_io_dtype(t.dtype), t.shape) for t in model.inputs]
     outputs = [value_info(t.name, onnx_io_dtype(t.dtype), t.shape) for t in model.outputs]
     proto = builder.model(model.name, inputs, outputs,

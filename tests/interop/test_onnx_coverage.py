@@ -107,7 +107,8 @@ def test_unknown_per_step_size_in_time_distributed_is_refused(tmp_path):
         inputs:
           x: {shape: [3, null, 2]}
         calls:
-          - {layer: {type: TimeDistributed, name: td, layer: {type: Dense, units: 2}}, in: x, out: y}
+          - {layer: {type: TimeDistributed, name: td, layer: {type: Dense, units: 2}},
+             in: x, out: y}
         outputs: [y]
     """
     path = write_spec(tmp_path, text)

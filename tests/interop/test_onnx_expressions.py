@@ -68,7 +68,7 @@ def _feeds(model, seed=0):
     feeds = random_feeds(model, batch=4, seed=seed)
     rng = np.random.default_rng(seed)
     for name, value in feeds.items():
-        if value.dtype.kind == "i" and model.name == "m" and name == "x0" and value.shape[1:] == (4,):
+        if value.dtype.kind == "i" and name == "x0" and value.shape[1:] == (4,):
             feeds[name] = rng.integers(-7, 8, value.shape).astype(value.dtype)
     return feeds
 

@@ -237,6 +237,7 @@ def test_unknown_time_axis_stays_symbolic():
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param or d.dim_value for d in dims] == ["batch", "x0_dim1", 3]
     for steps in (2, 6):
-        feeds = {"x0": np.random.default_rng(steps).standard_normal((2, steps, 3)).astype(np.float32)}
+        x = np.random.default_rng(steps).standard_normal((2, steps, 3))
+        feeds = {"x0": x.astype(np.float32)}
         report = check_against_predict(model, proto, feeds)
         assert all(r["ok"] for r in report.values()), report
