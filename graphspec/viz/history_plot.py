@@ -120,6 +120,8 @@ def panels(histories: list, metrics=()) -> list:
                 names.append(base)
     names.sort(key=lambda n: n != "loss")          # stable: otherwise first-seen order
     if metrics:
+        # --metric val_loss means the loss panel (val_loss is drawn on it).
+        metrics = [m[4:] if m.startswith("val_") and m[4:] in names else m for m in metrics]
         unknown = [m for m in metrics if m not in names]
         if unknown:
             raise InputError(f"no metric {', '.join(repr(_name(m)) for m in unknown)} in the "

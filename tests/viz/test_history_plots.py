@@ -60,6 +60,7 @@ def test_a_real_history_has_loss_and_val_loss_in_one_panel(trained):
     histories = [(p.name, load_history(p)) for p in paths]
     names = panels(histories)
     assert names[0] == "loss" and "accuracy" in names and "val_loss" not in names
+    assert panels(histories, ["val_accuracy"]) == ["accuracy"]
     figure = draw(histories, names)
     axes = [ax for ax in figure.axes if ax.get_visible()]
     assert [ax.get_title() for ax in axes] == names
