@@ -39,7 +39,7 @@ from ..errors import GraphspecError, InputError, SpecErrors
 from .diff import diff_specs
 from .models import summary
 from .render import code
-from .source import load_source
+from .source import load_source, run_git
 
 MARKER = "<!-- graphspec-review -->"
 MAX_COMMENT_CHARS = 60000        # GitHub refuses comments over 65,536 characters
@@ -57,12 +57,13 @@ class Report:
 
 # -- git --------------------------------------------------------------------------------
 def _git(repo, *args, check: bool = True) -> str:
-    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, timeout=120,
-                          check=False)
-    if check and done.returncode != 0:
-        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise InputError(f"git {args[0]} failed: {lines[0] if lines else done.returncode}")
-    return done.stdout.decode("utf-8", "replace") if done.returncode == 0 else ""
+    """git's output as text; with ``check=False`` a failure is an empty string."""
+    try:
+        return run_git(list(args), repo).decode("utf-8", "replace")
+    except InputError:
+        if check:
+            raise
+        return ""
 
 
 def merge_base(repo, base: str) -> str:
@@ -94,7 +95,17 @@ def changed_files(repo, base: str, pathspecs: list) -> list:
     return changes
 
 
+def _inside(repo, path) -> bool:
+    """A plain file of the checkout: a pull request can add a symlink named like a spec
+    that points at a file of the runner, whose text would reach the public comment."""
+    full = os.path.join(repo, path)
+    top = os.path.realpath(repo)
+    return not os.path.islink(full) and os.path.realpath(full).startswith(top + os.sep)
+
+
 def _is_spec(repo, rev_or_none, path) -> bool:
+    if rev_or_none is None and not _inside(repo, path):
+        return True     # reported (and not read) by _section
     try:
         text = _git(repo, "show", f"{rev_or_none}:{path}") if rev_or_none else \
             open(os.path.join(repo, path), encoding="utf-8", errors="replace").read(65536)
@@ -162,6 +173,11 @@ def _section(repo, base: str, status: str, old: str, new: str, params: dict, rep
     if status == "D":
         report.changed += 1
         return f"#### {code(old)}: spec removed\n"
+    if not _inside(repo, new):
+        report.invalid += 1
+        report.annotations.append(annotation("error", new, "a symbolic link or a path "
+                                             "outside the repository: not read"))
+        return f"#### {code(new)}: not reviewed (a symbolic link; specs are plain files)\n"
     if not _validate(repo, new, params, report):
         return f"#### {code(new)}: invalid (see the annotations on the changed lines)\n"
     if status == "A":

@@ -14,14 +14,15 @@ True
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 from ..errors import InputError
+from ..graph.walk import iter_layers
 from . import weights as _weights
 from .match import layer_config, match_layers, plain
 from .models import is_changed, model_diff, summary
 from .source import load_source
-from .walk import effective_layers
 
 
 @dataclass
@@ -104,13 +105,8 @@ def _explicit_args(layer) -> dict:
 
 
 def _param_count(layer) -> int:
-    total = 0
-    for spec in layer.weight_shapes.values():
-        count = 1
-        for dim in spec.shape:
-            count *= int(dim)
-        total += count
-    return total
+    """The elements of the layer's own weights (a wrapper's are its wrapped layers')."""
+    return sum(math.prod(spec.shape) for spec in layer.weight_shapes.values())
 
 
 def _layers(old, new, mapping, keep) -> dict:
@@ -174,8 +170,10 @@ def _keep(old, new, mapping, model):
     if model not in old.models and model not in new.models:
         raise InputError(f"neither spec has a model '{model}' (old: "
                          f"{', '.join(old.models)}; new: {', '.join(new.models)})")
-    reached_old = set(effective_layers(old.models[model])) if model in old.models else set()
-    reached_new = set(effective_layers(new.models[model])) if model in new.models else set()
+    def reached(graph):
+        return {use.layer.name for use in iter_layers(graph.models[model])} \
+            if model in graph.models else set()
+    reached_old, reached_new = reached(old), reached(new)
     reached_new |= {mapping[n] for n in reached_old if n in mapping}
     return lambda name, old=False: name in (reached_old if old else reached_new)
 

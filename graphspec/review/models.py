@@ -7,7 +7,7 @@ node), so renaming a tensor in the spec is not a change, while rewiring a call i
 """
 from __future__ import annotations
 
-from .walk import effective_layers, param_totals
+from ..graph.walk import iter_layers, param_count
 
 
 def shape_text(shape) -> str:
@@ -94,12 +94,19 @@ def _sharing(old_nodes: dict, new_nodes: dict) -> list:
 
 
 def _trainability(old_model, new_model, rename) -> list:
-    before = {rename(n): flag for n, (layer, flag) in effective_layers(old_model).items()
-              if layer.weight_shapes}
-    after = {n: flag for n, (layer, flag) in effective_layers(new_model).items()
-             if layer.weight_shapes}
+    """Layers with weights whose effective trainable flag (the one walk's) changed."""
+    def flags(model, name):
+        return {name(use.layer.name): use.trainable for use in iter_layers(model)
+                if use.layer.weight_shapes}
+    before, after = flags(old_model, rename), flags(new_model, lambda n: n)
     return [{"layer": n, "old": before[n], "new": flag}
             for n, flag in after.items() if n in before and before[n] != flag]
+
+
+def param_totals(model) -> dict:
+    """Parameter counts as a job on ``model`` trains it: total, trainable, non-trainable."""
+    trainable, frozen = param_count(model)
+    return {"total": trainable + frozen, "trainable": trainable, "non_trainable": frozen}
 
 
 def _totals(old_model, new_model) -> dict:

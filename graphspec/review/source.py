@@ -42,9 +42,10 @@ def _existing_dir(path: str) -> str:
     return directory
 
 
-def _git(args: list, cwd: str) -> bytes:
+def run_git(args: list, cwd) -> bytes:
+    """``git -C cwd ARGS`` without a shell; its stdout, or InputError with git's first line."""
     try:
-        done = subprocess.run(["git", "-C", cwd] + args, capture_output=True,
+        done = subprocess.run(["git", "-C", str(cwd)] + list(args), capture_output=True,
                               timeout=GIT_TIMEOUT_SECONDS, check=False)
     except FileNotFoundError:
         raise InputError("git is not installed (needed to read REV:PATH); install git "
@@ -63,14 +64,14 @@ def git_show(rev: str, path: str) -> str:
     if rev.startswith("-"):
         raise InputError(f"revision '{one_line(rev)}' starts with '-': refused")
     where = _existing_dir(path)
-    top = _git(["rev-parse", "--show-toplevel"], where).decode("utf-8", "replace").strip()
+    top = run_git(["rev-parse", "--show-toplevel"], where).decode("utf-8", "replace").strip()
     absolute = os.path.abspath(path)   # resolve the directory, not a symlinked file
     real = os.path.join(os.path.realpath(os.path.dirname(absolute)), os.path.basename(absolute))
     relative = os.path.relpath(real, os.path.realpath(top))
     if relative.startswith(os.pardir):
         raise InputError(f"'{one_line(path)}' is outside the git repository at {top}")
     try:
-        raw = _git(["show", f"{rev}:{relative.replace(os.sep, '/')}"], where)
+        raw = run_git(["show", f"{rev}:{relative.replace(os.sep, '/')}"], where)
     except InputError as exc:
         if "does not exist" not in str(exc) and "exists on disk, but not in" not in str(exc):
             raise

@@ -183,3 +183,17 @@ def test_a_long_comment_is_cut_at_a_line_with_a_note():
     assert len(body) <= action.MAX_COMMENT_CHARS
     assert body.endswith("(truncated: run `graphspec diff` locally for the rest)\n")
     assert body.splitlines()[-3] == "| x | y |"
+
+
+def test_a_symlink_named_like_a_spec_is_not_read(tmp_path):
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("graphspec: 1\ntoken: hunter2\n")
+    repo = scratch_repo(tmp_path, {"README.md": "x"})
+    (repo / "specs").mkdir()
+    (repo / "specs" / "leak.yaml").symlink_to(secret)
+    from review_util import git
+    git(repo, "add", "specs/leak.yaml")
+    git(repo, "commit", "-q", "-m", "link")
+    report = action.build_report(repo, "HEAD~1")
+    assert "hunter2" not in report.body + "".join(report.annotations)
+    assert "not reviewed (a symbolic link" in report.body and report.invalid == 1
