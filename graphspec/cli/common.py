@@ -136,12 +136,14 @@ def open_spec(spec, params):
 
 
 def check_memory(model, batch_size: int = 0, max_memory=None, weights=None, training=False,
-                 optimizer=None):
-    """Refuse before allocating when ``model`` (and a ``--weights`` file being read)
-    would not fit; returns the estimate."""
+                 optimizer=None, reads: dict | None = None, extra: dict | None = None):
+    """Refuse before allocating when ``model`` would not fit, with the ``--weights``
+    file and the other ``reads`` ({option: .npz path}) it will load and any ``extra``
+    bytes ({what: bytes}); returns the estimate."""
     est = memory.estimate(model, batch_size, training=training, optimizer=optimizer)
-    extra = npz_bytes(weights) if weights else 0
-    memory.check(est, max_memory, extra, "--weights file")
+    files = {"--weights": weights, **(reads or {})}
+    held = {f"{option} file": npz_bytes(path) for option, path in files.items() if path}
+    memory.check(est, max_memory, {**held, **(extra or {})})
     return est
 
 

@@ -11,6 +11,7 @@ from ..errors import InputError
 from ..graph.summary import summary
 from ..io.files import guard_outputs, load_npy, save_npz
 from ..layers.base import CallContext
+from ..runtime import memory
 from .common import (check_memory, fill_weights, friendly_errors, input_files, input_labels,
                      max_memory_option, open_spec, seed_option, set_option)
 
@@ -79,7 +80,10 @@ def predict(spec, model_name, weights, inputs, output, batch_size, max_memory, s
     graph = open_spec(spec, params)
     model = graph.model(model_name)
     arrays = {name: load_npy(path) for name, path in files.items()}
-    check_memory(model, batch_size or _rows(arrays), max_memory, weights)
+    rows = _rows(arrays)
+    # Every row's outputs are kept, then joined: twice their size on top of the run.
+    outputs = {"outputs": 2 * rows * memory.output_bytes_per_sample(model)}
+    check_memory(model, batch_size or rows, max_memory, weights, extra=outputs)
     seed = fill_weights(graph, seed, weights, warn_if_random=True)
     outputs = model.predict(arrays, batch_size=batch_size, seed=seed)
     if output:

@@ -149,7 +149,8 @@ def train(spec, model_name, job_name, data, epochs, batch_size, weights, output,
                                    validation_split, freeze)
         job = _resolve_job(graph, job_name, model_name, overrides, loss, freeze)
         check_memory(job.model, job.batch_size, max_memory, weights, training=True,
-                     optimizer=job.optimizer)
+                     optimizer=job.optimizer,
+                     reads={"--data": data, "--checkpoint": checkpoint_file if resume else None})
         fill_weights(graph, seed, weights)
         trainer = Trainer(graph, job)
         arrays = load_npz(data)
@@ -199,7 +200,7 @@ def evaluate(spec, model_name, job_name, data, weights, batch_size, loss, fmt, m
     guard_outputs({}, {"SPEC": spec, "--weights": weights, "--data": data})
     graph = open_spec(spec, params)
     job = _resolve_job(graph, job_name, model_name, {"loss": loss} if loss else {}, loss)
-    check_memory(job.model, batch_size, max_memory, weights)
+    check_memory(job.model, batch_size, max_memory, weights, reads={"--data": data})
     fill_weights(graph, seed, weights, warn_if_random=True)
     with _naming(data):
         result = Trainer(graph, job).evaluate(load_npz(data), batch_size)

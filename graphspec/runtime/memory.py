@@ -210,29 +210,36 @@ class MemoryRefused(InputError):
     """The estimate does not fit the budget; raised before anything is allocated."""
 
 
-def check(est: MemoryEstimate, max_memory: int | None = None, extra_bytes: int = 0,
-          extra_what: str = "") -> None:
-    """Refuse ``est`` (plus ``extra_bytes``, e.g. a weights file being read) when it
-    exceeds the budget, with one line: the estimate, the budget, the three largest
-    layers and the flag that lowers it."""
+def output_bytes_per_sample(model) -> int:
+    """Bytes per sample of the model's outputs (what ``predict`` returns for every row)."""
+    return sum(_per_sample(t) for t in model.outputs)
+
+
+def check(est: MemoryEstimate, max_memory: int | None = None, extra: dict | None = None) -> None:
+    """Refuse ``est`` when it exceeds the budget, with one line: the estimate, the
+    budget, the three largest layers and the flag that lowers it. ``extra`` adds
+    what else the command will hold, by what it is (``{"--data file": bytes}``)."""
+    extra = {what: n for what, n in (extra or {}).items() if n}
     budget, source = available(max_memory)
-    need = est.total() + extra_bytes
+    need = est.total() + sum(extra.values())
     if budget is None or need <= budget:
         return
     parts = [f"weights {format_bytes(est.weights_total_bytes)}"]
     if est.batch_size:
         parts.append(f"activations {format_bytes(est.activations())} at batch size "
                      f"{est.batch_size}")
-    if extra_bytes:
-        parts.append(f"{extra_what} {format_bytes(extra_bytes)}")
+    parts += [f"{what} {format_bytes(n)}" for what, n in extra.items()]
     largest = ", ".join(f"{name} {format_bytes(size)}" for name, size in est.largest_layers(3))
-    room = budget - est.weights_total_bytes - extra_bytes
+    room = budget - est.weights_total_bytes - sum(extra.values())
     per_batch = est.activations(1)
     if est.batch_size and per_batch and room >= per_batch:
         hint = f"lower it with --batch-size {room // per_batch} or less"
-    else:
+    elif est.weights_total_bytes + per_batch > budget or not extra:
         hint = "no flag lowers the weights: use fewer or smaller layers (or --max-memory " \
                "if the budget is wrong)"
+    else:
+        hint = f"the {' and '.join(extra)} leave no room: use fewer rows or smaller files " \
+               "(or --max-memory if the budget is wrong)"
     raise MemoryRefused(f"model '{est.model}' needs about {format_bytes(need)} "
                         f"({', '.join(parts)}), more than the {format_bytes(budget)} "
                         f"available ({source}); largest layers: {largest}; {hint}")

@@ -116,19 +116,26 @@ def test_parse_size():
 def test_predict_and_train_name_the_batch_size_flag(tmp_path):
     spec = write_spec(tmp_path, MLP)
     np.save(tmp_path / "x.npy", np.ones((100, 4), np.float32))
-    result = run("predict", spec, "--input", f"x={tmp_path / 'x.npy'}", "--max-memory", "2K",
+    # 268 B of weights, 2 x 100 x 12 B of outputs kept, 60 B per sample of activations.
+    result = run("predict", spec, "--input", f"x={tmp_path / 'x.npy'}", "--max-memory", "4K",
                  "--seed", "0")
     assert result.exit_code == 1
-    assert "activations 5.9 KiB at batch size 100" in result.output
-    assert "lower it with --batch-size 29 or less" in result.output
-    assert run("predict", spec, "--input", f"x={tmp_path / 'x.npy'}", "--max-memory", "2K",
-               "--batch-size", "29", "--seed", "0").exit_code == 0
+    assert "(weights 268 B, activations 5.9 KiB at batch size 100, outputs 2.3 KiB)" \
+        in result.output
+    assert "lower it with --batch-size 23 or less" in result.output
+    assert run("predict", spec, "--input", f"x={tmp_path / 'x.npy'}", "--max-memory", "4K",
+               "--batch-size", "23", "--seed", "0").exit_code == 0
+    result = run("predict", spec, "--input", f"x={tmp_path / 'x.npy'}", "--max-memory", "2K",
+                 "--batch-size", "1", "--seed", "0")
+    assert result.exit_code == 1
+    assert "the outputs leave no room: use fewer rows or smaller files" in result.output
     np.savez(tmp_path / "d.npz", x=np.ones((8, 4), np.float32), probs=np.zeros(8, int))
     result = run("train", spec, "--model", "mlp", "--data", tmp_path / "d.npz", "--loss",
                  "sparse_categorical_crossentropy", "--optimizer", "adam", "--batch-size", "64",
                  "--max-memory", "8K", "-o", tmp_path / "w.npz")
     assert result.exit_code == 1
-    assert "(weights 1.0 KiB, activations 11.2 KiB at batch size 64)" in result.output
+    assert "(weights 1.0 KiB, activations 11.2 KiB at batch size 64, --data file " \
+        in result.output
     assert not (tmp_path / "w.npz").exists()
 
 
