@@ -1,7 +1,7 @@
 """``graphspec import-keras``: a Keras 3 model becomes a reviewable spec plus weights.
 
-The reverse direction, ``graphspec export --format keras``, calls
-:func:`graphspec.interop.keras_export.export_keras` (see :func:`export_to_keras`).
+The reverse direction is ``graphspec export --format keras``: its exporter table
+entry is :func:`graphspec.interop.keras_export.export_keras`.
 """
 from __future__ import annotations
 
@@ -57,10 +57,3 @@ def import_keras(model_file, output, weights_out):
     hint = f" --weights {weights_out}" if weights_out else ""
     click.echo(f"next: graphspec inspect-nodes {output} --model {top}{hint}", err=True)
 
-
-def export_to_keras(graph, output, model_name=None) -> None:
-    """What ``graphspec export --format keras -o model.keras`` does after loading."""
-    from ..interop.keras_export import export_keras
-    name = export_keras(graph, output, model_name)
-    click.echo(f"wrote {output}: Keras 3 model '{name}'; next: "
-               f"keras.saving.load_model('{output}')")

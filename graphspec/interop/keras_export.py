@@ -34,11 +34,11 @@ GRAPHSPEC_ONLY = {"Activation": {"axis": -1}}
 _INPUT = "InputLayer"
 
 
-def export_keras(graph, path, model: str | None = None) -> str:
+def export_keras(graph, path, model: str | None = None) -> list:
     """Write ``graph.models[model]`` (the only model if None) to ``path`` as ``.keras``.
 
     Everything is checked before anything is written: a layer type Keras cannot express
-    is refused by name. Returns the exported model's name.
+    is refused by name. Returns ``[(model name, path)]``, as every exporter does.
     """
     top = graph.model(model)
     check_exportable(top)
@@ -54,7 +54,7 @@ def export_keras(graph, path, model: str | None = None) -> str:
             archive.writestr(METADATA_MEMBER, json.dumps(metadata))
             archive.writestr(CONFIG_MEMBER, json.dumps(config))
             archive.writestr(WEIGHTS_MEMBER, h5_bytes)
-    return top.name
+    return [(top.name, str(path))]
 
 
 def check_exportable(model) -> None:

@@ -29,7 +29,7 @@ _RNN_ONLY = {"stateful": False, "unroll": False, "kernel_constraint": None,
 _CHANNELS_LAST = {"data_format": "channels_last"}
 # Arguments whose value graphspec cannot hold differently but that change nothing
 # it computes (masks are not propagated, so zero_output_for_mask has no effect).
-_IGNORED = {"zero_output_for_mask"}
+IGNORED_ARGS = {"zero_output_for_mask"}
 
 
 def _dense_vars(c):
@@ -128,7 +128,7 @@ INITIALIZERS = {
     "RandomUniform": ("random_uniform", {"minval": -0.05, "maxval": 0.05}),
     "RandomNormal": ("random_normal", {"mean": 0.0, "stddev": 0.05}),
 }
-_INIT_IGNORED = {"seed", "input_axes", "output_axes"}
+INIT_IGNORED = {"seed", "input_axes", "output_axes"}
 
 
 def to_snake_case(name: str) -> str:

@@ -104,7 +104,7 @@ def test_shipped_spec_exports_runs_in_keras_and_round_trips(
             export_keras(graph, path, model_name)
         assert not path.exists()
         return
-    assert export_keras(graph, path, model_name) == model_name
+    assert export_keras(graph, path, model_name) == [(model_name, str(path))]
     model = graph.models[model_name]
     loaded = keras.saving.load_model(path)
     feeds = random_feeds(loaded, high=5)
