@@ -155,7 +155,15 @@ def fill_weights(graph, seed, weights, warn_if_random: bool = False):
         seed = secrets.randbelow(2 ** 31)
     graph.initialize(seed)
     if weights:
-        graph.load_weights(weights)
+        try:
+            graph.load_weights(weights)
+        except InputError as exc:
+            if "does not match the spec" not in str(exc):
+                raise
+            # Weights of another spec (or another --set): say how to look at both.
+            raise InputError(f"{exc}; were they saved from another spec or other --set "
+                             f"params? compare the layers with: graphspec inspect-nodes "
+                             f"{graph.file}") from None
     elif warn_if_random:
         click.echo(f"warning: no --weights given: using fresh random weights (seed {seed}; "
                    f"--seed {seed} repeats them); pass --weights W.npz from build or train",

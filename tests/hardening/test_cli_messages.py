@@ -100,3 +100,15 @@ def test_ctrl_c_in_train_exits_130_saying_what_was_saved(job, tmp_path, monkeypa
         f"interrupted: the last checkpoint is {ck / 'checkpoint.npz'} (continue with --resume); "
         f"{out} was not written (training did not finish)")
     assert not out.exists() and not (ck / "checkpoint.npz.lock").exists()
+
+
+def test_weights_of_another_spec_list_the_mismatches_and_say_how_to_compare(tmp_path):
+    spec = write_spec(tmp_path, MLP)
+    other = write_spec(tmp_path, MLP.replace("units: 8,", "units: 5,"), "other.yaml")
+    assert run("build", other, "-o", tmp_path / "w.npz").exit_code == 0
+    np.save(tmp_path / "x.npy", np.ones((1, 4), np.float32))
+    result = run("predict", spec, "--weights", tmp_path / "w.npz", "--input",
+                 f"x={tmp_path / 'x.npy'}")
+    assert result.exit_code == 1 and len(result.output.splitlines()) == 1
+    assert "'dense_1/kernel' has shape (4, 5), the spec needs (4, 8)" in result.output
+    assert f"compare the layers with: graphspec inspect-nodes {spec}" in result.output
