@@ -18,7 +18,7 @@ _NEXT = {"dot": "render it with: dot -Tsvg {out} -o graph.svg",
          "mmd": "paste it into a ```mermaid block in Markdown"}
 
 
-@click.command()
+@click.command(short_help="Draw the graph of a spec (SVG, PNG, PDF, DOT, Mermaid).")
 @click.argument("spec", type=click.Path())
 @click.option("--model", "model_name", metavar="NAME",
               help="Draw only this model (default: every model of the spec, side by side).")
@@ -30,8 +30,10 @@ _NEXT = {"dot": "render it with: dot -Tsvg {out} -o graph.svg",
 @set_option
 @friendly_errors
 def plot(spec, model_name, fmt, output, params):
-    """Draw a spec's graph: one box per layer call (name, type, node index, shapes),
-    shared layers in one colour, sub-models as clusters, every model side by side.
+    """Draw the graph of a spec: SVG, PNG, PDF, DOT or Mermaid.
+
+    One box per layer call (name, type, node index, shapes), shared layers in one
+    colour, sub-models as clusters, every model of the spec side by side.
 
     \b
     Examples:
@@ -62,7 +64,7 @@ def plot(spec, model_name, fmt, output, params):
                    "write .svg", err=True)
 
 
-@click.command("plot-history")
+@click.command("plot-history", short_help="Draw training curves from train --history files.")
 @click.argument("histories", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="Image to write: .png, .svg or .pdf.")
@@ -74,8 +76,10 @@ def plot(spec, model_name, fmt, output, params):
               help="Logarithmic y axis, for losses that fall over several decades.")
 @friendly_errors
 def plot_history_command(histories, output, fmt, metrics, log_y):
-    """Draw training curves from `graphspec train --history H.json` files: one panel per
-    metric with its val_ curve dashed, epochs on x, several files overlaid.
+    """Draw training curves from history files (PNG, SVG or PDF).
+
+    The files are written by `graphspec train --history H.json`: one panel per metric
+    with its val_ curve dashed, epochs on x, several files overlaid.
 
     \b
     Examples:
