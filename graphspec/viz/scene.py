@@ -194,7 +194,8 @@ class _Builder:
             raise InputError(f"model '{inner.name}' is nested more than {MAX_NESTING} "
                              "sub-models deep; draw an inner model with --model NAME")
         count = len(inner.inbound_nodes)
-        subtitle = "sub-model" + (f" \u00b7 node {node.node_index} of {count}" if count > 1 else "")
+        subtitle = "sub-model" + (f" \u00b7 node {node.node_index} of {count}"
+                                  if count > 1 else "")
         sub = Cluster(self._cluster_id(), inner.name, subtitle, entry_point=False,
                       instance=inner)
         cluster.items.append(sub)

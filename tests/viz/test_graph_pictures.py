@@ -267,7 +267,8 @@ def test_mermaid_too_big_for_renderers_gets_a_note(monkeypatch, tmp_path):
     result = CliRunner().invoke(
         plot, [str(SPECS / "inception.yaml"), "-o", str(tmp_path / "g.mmd")])
     assert result.exit_code == 0
-    assert "characters and 9 edges" in result.stderr and "draw one model with --model" in result.stderr
+    assert "characters and 9 edges" in result.stderr
+    assert "draw one model with --model" in result.stderr
     result = run_plot([SPECS / "mlp.yaml", "-o", tmp_path / "small.mmd"])
     assert "note:" not in result.output
 
