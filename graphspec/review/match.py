@@ -50,14 +50,18 @@ class _Places:
     def __init__(self, graph):
         self.graph = graph
         self.inside = _containers(graph)
-        self.position = {id(node): i for model in graph.models.values()
-                         for i, node in enumerate(model.nodes)}
+        self.position = {id(node): (i, len(model.nodes) - 1 - i)
+                         for model in graph.models.values() for i, node in enumerate(model.nodes)}
 
     def of(self, layer, rename) -> set:
         """Its inbound structure and node position, per call (or its wrapper)."""
         found = set()
         for node in layer.inbound_nodes:
-            found.add(("position", node.model, self.position.get(id(node), -1)))
+            # counted from the start and from the end: a layer inserted before a node
+            # keeps the node's place from the end, one inserted after it from the start
+            start, end = self.position.get(id(node), (-1, -1))
+            found.add(("position", node.model, start))
+            found.add(("from end", node.model, end))
             found.add(("inbound", node.model,
                        tuple(_source(t, rename) for t in node.input_tensors)))
         if not layer.inbound_nodes:
@@ -91,13 +95,30 @@ def _signature(layer) -> str:
 
 
 def match_layers(old, new) -> dict:
-    """``{old layer name: new layer name}`` for every layer present in both graphs."""
-    mapping = {name: name for name in old.layers if name in new.layers}
+    """``{old layer name: new layer name}`` for every layer present in both graphs.
+
+    Same name and same signature first; then renames; then the remaining same names
+    (a config change); then renames again. A same-named pair whose config differs can
+    so still be a rename: an inline layer inserted before others shifts the automatic
+    names (``dense_1`` becomes ``dense_2``), and saying "dense_1: units 64 → 32" for
+    every shifted layer would be wrong twice over (in the report and in migration).
+    """
+    mapping = {name: name for name in old.layers if name in new.layers
+               and _signature(old.layers[name]) == _signature(new.layers[name])}
     old_places, new_places = _Places(old), _Places(new)
+    _add_renames(old_places, new_places, mapping)
+    taken = set(mapping.values())
+    mapping.update({name: name for name in old.layers
+                    if name not in mapping and name in new.layers and name not in taken})
+    _add_renames(old_places, new_places, mapping)
+    return mapping
+
+
+def _add_renames(old_places, new_places, mapping) -> None:
     while True:
         renames = _find_renames(old_places, new_places, mapping)
         if not renames:
-            return mapping
+            return
         mapping.update(renames)
 
 

@@ -277,3 +277,31 @@ def test_text_output_escapes_control_characters(tmp_path):
                  name="new.yaml")
     text = diff_specs(old, new).to_text()
     assert "\x1b" not in text and "param: note  a → \\x1b[2Jx" in text
+
+
+INLINE = """
+graphspec: 1
+models:
+  m:
+    inputs:
+      x: {shape: [4]}
+    calls:
+      - {layer: {type: Dense, units: 8, activation: relu}, in: x, out: h}
+      - {layer: {type: Dense, units: 3}, in: h, out: y}
+    outputs: [y]
+"""
+
+
+def test_inline_layer_inserted_first_shifts_automatic_names_into_renames(tmp_path):
+    old = tmp_path / "old.yaml"
+    old.write_text(INLINE)
+    new = tmp_path / "new.yaml"
+    new.write_text(INLINE.replace("      - {layer: {type: Dense, units: 8,",
+                                  "      - {layer: {type: Dense, units: 5}, in: x, out: x5}\n"
+                                  "      - {layer: {type: Dense, units: 8,")
+                   .replace("in: x, out: h}", "in: x5, out: h}"))
+    diff = diff_specs(old, new)
+    assert [(r["old"], r["new"]) for r in diff.layers["renamed"]] == [
+        ("dense_1", "dense_2"), ("dense_2", "dense_3")]
+    assert [a["name"] for a in diff.layers["added"]] == ["dense_1"]
+    assert diff.layers["config"] == [] and diff.layers["removed"] == []
