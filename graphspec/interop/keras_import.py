@@ -55,7 +55,7 @@ def import_keras(path) -> KerasImport:
         del spec["layers"]
     text = spec_yaml(spec, archive.file)
     weights = importer.weights if archive.weights is not None else None
-    check_spec(text, archive.file, weights)
+    check_spec(text, archive.file, weights, importer.keras_shapes)
     return KerasImport(spec, text, weights, importer.renamed)
 
 
@@ -64,6 +64,7 @@ class _Importer:
         self.file, self.h5 = archive.file, archive.weights
         self.layers, self.models, self.weights = {}, {}, {}
         self.renamed, self._used = {}, set()
+        self.keras_shapes = []   # (model, tensor, shape Keras recorded, JSON path)
 
     # -- errors and names ---------------------------------------------------------------
     def fail(self, where, message):

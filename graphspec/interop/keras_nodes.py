@@ -147,32 +147,35 @@ class ModelBuilder:
         if not isinstance(data, dict) or not isinstance(data.get("args"), list):
             self.imp.fail(where, "expected a node {args, kwargs} (Keras 3 format)")
         for key, value in (data.get("kwargs") or {}).items():
-            if value not in (None, False) and not (key == "training" and value is None):
+            if value not in (None, False):
                 self.imp.fail(f"{where}.kwargs.{key}", f"call argument {key}={value!r} "
                               "is not supported (graphspec calls layers on tensors only)")
         leaves = []
 
-        def flatten(value, at):
+        def flatten(value, path):
             if isinstance(value, list):
                 for i, item in enumerate(value):
-                    flatten(item, f"{at}[{i}]")
+                    flatten(item, f"{path}[{i}]")
             elif isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
-                history = (value.get("config") or {}).get("keras_history")
+                config = value.get("config") or {}
+                history = config.get("keras_history")
                 if not (isinstance(history, list) and len(history) == 3):
-                    self.imp.fail(at, "a tensor without keras_history")
-                leaves.append((tuple(history), at))
+                    self.imp.fail(path, "a tensor without keras_history")
+                leaves.append((tuple(history), path, config.get("shape")))
             else:
-                self.imp.fail(at, "a call argument that is not a tensor")
+                self.imp.fail(path, "a call argument that is not a tensor")
         flatten(data["args"], where + ".args")
         if not leaves:
             self.imp.fail(where, "a call with no input tensor")
         names = []
-        for key, at in leaves:
+        for key, path, shape in leaves:
             if key[0] not in self.entries:
-                self.imp.fail(at, f"refers to unknown layer '{key[0]}'")
+                self.imp.fail(path, f"refers to unknown layer '{key[0]}'")
             if key not in self.tensors:
                 return None
             names.append(self.tensors[key])
+            # checked against graphspec's shape inference once the spec compiles
+            self.imp.keras_shapes.append((self.name, self.tensors[key], shape, path))
         return names
 
     def _call(self, keras_name, node, inputs):

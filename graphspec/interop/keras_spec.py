@@ -44,6 +44,13 @@ def spec_yaml(spec: dict, source: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _same_shape(keras, ours) -> bool:
+    """Equal rank, equal wherever both know the size (Keras may know less)."""
+    if not isinstance(keras, list) or len(keras) != len(ours):
+        return False
+    return all(a is None or b is None or a == b for a, b in zip(keras, ours))
+
+
 def compile_text(text: str, name: str) -> Graph:
     """The uninitialised Graph of spec ``text``; any problem is one InputError line."""
     located = load_text(text, name)
@@ -58,8 +65,16 @@ def compile_text(text: str, name: str) -> Graph:
     return Graph(located.file, compiler.layers, compiler.models, None, spec=located.data)
 
 
-def check_spec(text: str, source: str, weights: dict | None) -> Graph:
+def check_spec(text: str, source: str, weights: dict | None, keras_shapes=()) -> Graph:
+    """Compile ``text``; every tensor shape Keras recorded must be the one graphspec
+    infers, and every weight must have the shape its layer needs."""
     graph = compile_text(text, f"{source} (as a spec)")
+    for model, tensor, shape, where in keras_shapes:
+        ours = graph.models[model].tensor(tensor).shape
+        if not _same_shape(shape, ours):
+            raise InputError(f"{source}: {where}: Keras records shape {tuple(shape or ())} "
+                             f"for this input, graphspec infers {ours}: the layers differ "
+                             "in meaning, so the model is not imported")
     if weights is None:
         return graph
     specs = graph.weight_specs()

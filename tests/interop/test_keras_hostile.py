@@ -205,3 +205,11 @@ def test_graphspec_never_imports_keras():
     for path in root.rglob("*.py"):
         text = path.read_text()
         assert "import keras" not in text and "from keras" not in text, path
+
+
+def test_shapes_keras_recorded_must_be_graphspecs(tiny, tmp_path):
+    def edit(config):
+        config["config"]["layers"][2]["inbound_nodes"][0]["args"][0]["config"]["shape"] = \
+            [None, 7]
+    refused(with_config(tiny, tmp_path, edit), "config.layers[2].inbound_nodes[0].args[0]",
+            "Keras records shape (None, 7)", "graphspec infers (None, 3)")
