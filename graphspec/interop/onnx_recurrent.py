@@ -12,7 +12,8 @@ Gate layouts (the whole difficulty of this file):
   ``activation`` is ``g`` (and ``h`` for the LSTM). graphspec's defaults are sigmoid and
   tanh (``graphspec/ops/recurrent.py``), as ONNX's, but both are always written out.
 
-``go_backwards`` reverses the input in time and runs forwards, which is exactly what
+An activation the ONNX nodes lack (selu) unrolls the layer over time instead
+(``onnx_unrolled``). ``go_backwards`` reverses the input in time and runs forwards, which is exactly what
 graphspec does (its returned sequence is in processing order). Bidirectional runs its
 two layers that way and reverses the backward sequence back before merging, as
 ``graphspec/layers/bidirectional.py``. The initial state is zeros in both.
@@ -20,6 +21,8 @@ two layers that way and reverses the backward sequence back before merging, as
 from __future__ import annotations
 
 import numpy as np
+
+from .onnx_unrolled import run_unrolled, unknown_steps_reason
 
 # graphspec's recurrent activation -> (ONNX name, alpha, beta); None: no ONNX form
 _ACTIVATIONS = {
@@ -33,13 +36,17 @@ _ONNX_OP = {"SimpleRNN": "RNN", "LSTM": "LSTM", "GRU": "GRU"}
 _INT64_MIN = -(1 << 63)
 
 
+def needs_unrolling(layer) -> bool:
+    """An activation ONNX's recurrent nodes lack: the layer is unrolled over time."""
+    return any(_ACTIVATIONS.get(layer.config.get(key), False) is None
+               for key in ("activation", "recurrent_activation"))
+
+
 def recurrent_refusal(layer) -> str | None:
-    for key in ("activation", "recurrent_activation"):
-        name = layer.config.get(key)
-        if name is not None and _ACTIVATIONS.get(name) is None:
-            return (f"{key} '{name}' is not one of the activations ONNX's "
-                    f"{_ONNX_OP[layer.TYPE]} node offers "
-                    f"({', '.join(sorted(k for k, v in _ACTIVATIONS.items() if v))})")
+    """Unrolling needs the number of timesteps of every call."""
+    if needs_unrolling(layer) and any(node.input_shapes[0][1] is None
+                                      for node in layer.inbound_nodes):
+        return unknown_steps_reason(layer)
     return None
 
 
@@ -94,11 +101,13 @@ def reverse_time(b, x: str, hint: str) -> str:
     return b.slice(x, [-1], [_INT64_MIN], [1], [-1], hint)
 
 
-def run_recurrent(b, layer, x: str, hint: str) -> list:
+def run_recurrent(b, layer, x: str, steps, hint: str) -> list:
     """One recurrent layer on ``x`` (batch, time, features): its graphspec outputs."""
     cfg, kind = layer.config, layer.TYPE
     if cfg["go_backwards"]:
         x = reverse_time(b, x, f"{hint}_reversed")
+    if needs_unrolling(layer):
+        return _unrolled_outputs(b, layer, x, steps, hint)
     time_major = b.transpose(x, [1, 0, 2], f"{hint}_time_major")
     names = [cfg["activation"]] if kind == "SimpleRNN" else \
         [cfg["recurrent_activation"], cfg["activation"]] + \
@@ -119,15 +128,29 @@ def run_recurrent(b, layer, x: str, hint: str) -> list:
     return results
 
 
+def _unrolled_outputs(b, layer, x, steps, hint) -> list:
+    hs, state = run_unrolled(b, layer, x, steps, hint)
+    if layer.config["return_sequences"]:
+        rows = [b.unsqueeze(h, [1], f"{hint}_step") for h in hs]
+        results = [b.op("Concat", rows, hint, axis=1) if len(rows) > 1
+                   else b.op("Identity", rows, hint)]
+    else:
+        results = [b.op("Identity", [hs[-1]], hint)]
+    if layer.config["return_state"]:
+        results += [b.op("Identity", [s], f"{hint}_state") for s in state]
+    return results
+
+
 def recurrent(c):
-    return run_recurrent(c.builder, c.layer, c.inputs[0], c.hint)
+    return run_recurrent(c.builder, c.layer, c.inputs[0], c.input_shapes[0][1], c.hint)
 
 
 def bidirectional(c):
     b, layer = c.builder, c.layer
     forward_layer, backward_layer = layer.sublayers()
-    fw = run_recurrent(b, forward_layer, c.inputs[0], f"{c.hint}_forward")
-    bw = run_recurrent(b, backward_layer, c.inputs[0], f"{c.hint}_backward")
+    steps = c.input_shapes[0][1]
+    fw = run_recurrent(b, forward_layer, c.inputs[0], steps, f"{c.hint}_forward")
+    bw = run_recurrent(b, backward_layer, c.inputs[0], steps, f"{c.hint}_backward")
     y, y_rev, states = fw[0], bw[0], fw[1:] + bw[1:]
     if forward_layer.config["return_sequences"]:
         y_rev = reverse_time(b, y_rev, f"{c.hint}_backward_aligned")

@@ -137,6 +137,21 @@ RECURRENT = {
                                    "recurrent_activation": "hard_sigmoid",
                                    "return_sequences": True},
     "GRU-no-bias-relu": {"type": "GRU", "units": 2, "use_bias": False, "activation": "relu"},
+    # selu is not an activation of ONNX's recurrent nodes: these are unrolled over time
+    "unrolled-SimpleRNN-selu-seq-backwards": {"type": "SimpleRNN", "units": 3,
+                                              "activation": "selu", "return_sequences": True,
+                                              "go_backwards": True},
+    "unrolled-LSTM-selu-seq-state": {"type": "LSTM", "units": 3, "activation": "selu",
+                                     "return_sequences": True, "return_state": True},
+    "unrolled-LSTM-selu-gates-no-bias": {"type": "LSTM", "units": 2, "use_bias": False,
+                                         "recurrent_activation": "selu"},
+    "unrolled-GRU-selu-reset-after-state": {"type": "GRU", "units": 3, "activation": "selu",
+                                            "return_state": True, "return_sequences": True},
+    "unrolled-GRU-selu-reset-before": {"type": "GRU", "units": 3, "activation": "selu",
+                                       "reset_after": False, "return_sequences": True,
+                                       "recurrent_activation": "hard_sigmoid"},
+    "unrolled-GRU-selu-backwards-no-bias": {"type": "GRU", "units": 2, "activation": "selu",
+                                            "use_bias": False, "go_backwards": True},
 }
 
 
@@ -155,7 +170,8 @@ def test_recurrent_layer_agrees(case):
     layer = RECURRENT[case]
     proto, _ = export_and_compare(one_call(layer, [(5, 3)], _outputs(layer)), batch=4)
     op = {"SimpleRNN": "RNN"}.get(layer["type"], layer["type"])
-    assert [n.op_type for n in proto.graph.node].count(op) == 1
+    unrolled = case.startswith("unrolled")
+    assert [n.op_type for n in proto.graph.node].count(op) == (0 if unrolled else 1)
 
 
 BIDIRECTIONAL = {
@@ -171,6 +187,8 @@ BIDIRECTIONAL = {
                                                          "return_state": True}},
     "concat-backwards-inner": {"layer": {"type": "LSTM", "units": 2, "go_backwards": True,
                                          "return_sequences": True}},
+    "unrolled-concat-gru-selu": {"layer": {"type": "GRU", "units": 2, "activation": "selu",
+                                           "return_sequences": True, "return_state": True}},
 }
 
 
