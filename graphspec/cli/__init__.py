@@ -26,7 +26,9 @@ COMMANDS = {
                       "List every call (node) of every layer, with output statistics."),
     "train": ("train_commands", "train", "Train a model on data; save the trained weights."),
     "evaluate": ("train_commands", "evaluate", "Loss and metrics of a model on data."),
-    "plot": ("spec_commands", "plot", "Draw the graph of a spec."),
+    "plot": ("plot_commands", "plot", "Draw the graph of a spec (SVG, PNG, PDF, DOT, Mermaid)."),
+    "plot-history": ("plot_commands", "plot_history_command",
+                     "Draw training curves from train --history files."),
     "schema": ("spec_commands", "schema", "Print or save the JSON Schema of specs."),
 }
 
@@ -61,7 +63,7 @@ class _CommandTable(dict):
         return self[name] if name in self else default
 
     def __len__(self):
-        return len(list(self))
+        return len(COMMANDS) + sum(1 for name in dict.keys(self) if name not in COMMANDS)
 
 
 class LazyGroup(click.Group):
