@@ -135,15 +135,6 @@ def test_schema_command_prints_a_valid_json_schema(tmp_path):
     assert json.loads((tmp_path / "s.json").read_text()) == schema
 
 
-def test_plot_mermaid_and_dot(tmp_path):
-    spec = write_spec(tmp_path, MLP)
-    mermaid = run("plot", spec).output
-    assert mermaid.startswith("flowchart TD") and 'n1["out [0]: Dense"]' in mermaid
-    result = run("plot", spec, "--format", "dot", "-o", tmp_path / "g.dot")
-    assert result.exit_code == 0
-    assert '"n0_dense_1" -> "n1_out" [label="h (None, 8)"];' in (tmp_path / "g.dot").read_text()
-
-
 def test_usage_error_for_bad_set_option(tmp_path):
     spec = write_spec(tmp_path, MLP)
     assert run("build", spec, "--set", "novalue").exit_code == 2
