@@ -69,7 +69,8 @@ def pack(spec, weights, model_name, output, params):
     click.echo(f"packed {meta['spec']}" + (f" (model '{model}')" if model else "") +
                (f", params {shown}" if shown else "") +
                f" and {len(meta['weights'])} weight arrays into {output}")
-    click.echo(f"next: graphspec predict {output} --input NAME=FILE.npy", err=True)
+    inputs = "--data FILE.csv" if meta.get("columns") else "--input NAME=FILE.npy"
+    click.echo(f"next: graphspec predict {output} {inputs}", err=True)
 
 
 # -- init ------------------------------------------------------------------------------
@@ -235,3 +236,21 @@ def init(data_path, target, task, output):
         handle.write(text)
     click.echo(f"wrote {output}: {summary}")
     click.echo(f"next: graphspec train {output} --data {data_path} -o weights.npz", err=True)
+
+
+# -- for the commands that take --data (train, evaluate, predict) ----------------------
+def data_mapping(graph, job_name=None, model_name=None, columns=(), categories=()) -> dict:
+    """The column mapping for a tabular --data: --columns/--categories when given, else
+    the data: section of the training job the command runs (chosen as build_job does:
+    --job, else the first job for --model, else the first job)."""
+    from ..io.tabular import parse_columns
+    if columns or categories:
+        try:
+            return parse_columns(columns, categories)
+        except InputError as exc:          # a malformed option is a usage error (exit 2)
+            raise click.BadParameter(str(exc).split(": ", 1)[-1], param_hint="--columns")
+    jobs = graph.training or {}
+    if job_name is None:
+        job_name = next((n for n, j in jobs.items() if model_name in (None, j.get("model"))),
+                        None)
+    return dict((jobs.get(job_name) or {}).get("data") or {})

@@ -174,7 +174,7 @@ def prepare(spec, weights=None, params: dict | None = None, dtype: str = "float3
         merged, notes = merge_params(recorded["params"], explicit, str(weights),
                                      declared_params(spec))
     graph = api.load(spec, dtype=dtype, params=merged, initialize=False)
-    _attach(graph, None, params=merged)
+    _attach(graph, recorded, params=merged)    # its vocabularies and columns, for --data
     return Opened(graph, recorded, notes)
 
 

@@ -32,12 +32,18 @@ def _head(path, n=4) -> bytes:
 
 
 def table_kind(path) -> str | None:
-    """"parquet", "csv", or None for .npz/.npy (by the first bytes, not the name)."""
-    head = _head(path, 6)
+    """"parquet", "csv" (UTF-8 text), or None for anything else: .npz/.npy and binary
+    garbage go to the array loader, which says what it expected (by content, not name)."""
+    head = _head(path, 8192)
     if head.startswith(_PARQUET_MAGIC):
         return "parquet"
-    if head[:4] in _BINARY_MAGIC[:2] or head == _BINARY_MAGIC[2]:
+    if head[:4] in _BINARY_MAGIC[:2] or head[:6] == _BINARY_MAGIC[2] or b"\0" in head:
         return None
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:       # not just a character cut at the 8 KiB mark
+            return None
     return "csv"
 
 
@@ -280,7 +286,7 @@ def profile_columns(path, max_rows: int = 100_000) -> list:
     check_table_file(path)
     kind = table_kind(path)
     if kind is None:
-        raise InputError(f"'{path}' is an .npz/.npy array file, not a CSV or Parquet table")
+        raise InputError(f"'{path}' is neither a CSV (UTF-8 text) nor a Parquet table")
     if kind == "parquet":
         _, pq = _pyarrow(path)
         table = pq.read_table(path).slice(0, max_rows)

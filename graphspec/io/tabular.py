@@ -167,7 +167,7 @@ def load_table(path, mapping: dict, vocabularies: dict | None = None,
     check_table_file(path)
     kind = table_kind(path)
     if kind is None:
-        raise InputError(f"'{path}' is an .npz/.npy array file, not a CSV or Parquet table")
+        raise InputError(f"'{path}' is neither a CSV (UTF-8 text) nor a Parquet table")
     if not mapping:
         raise InputError(f"{path}: no columns are mapped to the model's inputs and targets; "
                          "add a data: section to the training job, or pass --columns "

@@ -91,7 +91,7 @@ def test_text_in_a_numeric_column_suggests_categories(small, reader):
 
 def test_npz_is_not_a_table_and_no_header_is_refused(tmp_path):
     np.savez(tmp_path / "a.npz", x=np.zeros(2))
-    with pytest.raises(InputError, match="not a CSV or Parquet"):
+    with pytest.raises(InputError, match="neither a CSV \\(UTF-8 text\\) nor a Parquet table"):
         load_table(str(tmp_path / "a.npz"), MAPPING)
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(InputError, match="no header line"):
@@ -165,3 +165,15 @@ def test_read_data_passes_npz_through_and_maps_tables_from_model_metadata(tmp_pa
     np.testing.assert_array_equal(arrays["label"], [1, 0, 1])        # the recorded order
     with pytest.raises(InputError, match=r"no columns are mapped to \['other'\]"):
         read_data(small, names=["pixels", "other"], metadata=metadata)
+
+
+def test_binary_garbage_goes_to_the_array_loader_not_the_csv_reader(tmp_path):
+    from graphspec.io.tabular import read_data
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(bytes(range(256)) * 4)
+    assert table_readers.table_kind(str(garbage)) is None
+    with pytest.raises(InputError, match="neither an .npz archive nor a .npy array"):
+        read_data(str(garbage), MAPPING)
+    text = tmp_path / "data.npz"                     # a CSV whatever its name says
+    text.write_text("p0,p1,p2,label\n1,2,3,ü\n")
+    assert table_readers.table_kind(str(text)) == "csv"
