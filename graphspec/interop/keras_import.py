@@ -14,7 +14,6 @@ layer name Keras records on each group is checked against the config.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +24,7 @@ from ..layers.registry import REGISTRY
 from .keras_archive import open_keras
 from .keras_layers import (CONVERTERS, INITIALIZERS, KERAS_MODULES, KERAS_REFUSED,
                            MODEL_CLASSES, IGNORED_ARGS, INIT_IGNORED)
-from .keras_nodes import ModelBuilder, at
+from .keras_nodes import ModelBuilder, at, spec_name
 from .keras_spec import check_spec, spec_yaml
 
 MAX_MODEL_DEPTH = 32
@@ -75,10 +74,8 @@ class _Importer:
         spec name, else the closest one that is."""
         if not isinstance(keras_name, str) or not keras_name:
             self.fail(where, "a layer without a name")
-        name = re.sub(r"[^A-Za-z0-9_]", "_", keras_name)[:120]
-        if not re.match(r"[A-Za-z_]", name):
-            name = "_" + name
-        base, n = name, 1
+        name = base = spec_name(keras_name)
+        n = 1
         while name in self._used:
             n += 1
             name = f"{base}_{n}"
@@ -102,12 +99,34 @@ class _Importer:
                              "(type: Lambda / Merge) or a built-in layer")
         if cls in KERAS_REFUSED:
             self.fail(where, f"{cls} layer '{name}': {KERAS_REFUSED[cls]}")
+        self.check_nested(obj["config"], at(where))
         if cls not in CONVERTERS and cls not in MODEL_CLASSES and cls != "InputLayer":
             self.fail(where, f"Keras layer class {cls} ('{name}') has no graphspec "
                              f"converter; supported: {', '.join(sorted(CONVERTERS))}. "
                              "Rewrite it as a graphspec expression (Lambda / Merge) or "
                              "built-in layers")
         return cls
+
+    def check_nested(self, value, where, depth=0):
+        """Every object inside a layer's config (initializer, regularizer, constraint,
+        activation, dtype policy...) must be Keras' own, not a custom one."""
+        if depth > 64:
+            self.fail(where, "config nested too deeply")
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                self.check_nested(item, f"{where}[{i}]", depth + 1)
+        elif isinstance(value, dict):
+            module, registered = value.get("module"), value.get("registered_name")
+            if "module" in value and (not isinstance(module, str) or not (
+                    module == "keras" or module.startswith("keras."))
+                    or registered not in (None, value.get("class_name"))):
+                self.fail(where, f"{value.get('class_name')!r} is a custom object (module "
+                                 f"{module!r}, registered_name {registered!r}); graphspec "
+                                 "never imports Python named in a file: use Keras' own "
+                                 "objects, or rewrite the layer as a graphspec expression")
+            for key, item in value.items():
+                if key not in ("layer", "backward_layer", "layers"):   # checked as layers
+                    self.check_nested(item, f"{where}.{key}", depth + 1)
 
     # -- models ---------------------------------------------------------------------------
     def model(self, obj, where, h5path, depth) -> str:
@@ -202,6 +221,8 @@ class _Importer:
         name = self.claim(keras_name[len("forward_"):] if keras_name.startswith("forward_")
                           else keras_name, at(where) + ".layer")
         spec = {"type": cls, "name": name, **self.args(cls, forward, at(where) + ".layer")}
+        if forward.get("trainable") is False:
+            spec["trainable"] = False
         converter = CONVERTERS[cls]
         self.read_vars(h5path + "/forward_layer", converter, name, forward, where)
         self._used.add("backward_" + name)

@@ -16,6 +16,12 @@ from .keras_layers import unique_group_names
 INPUT_DTYPES = ("float32", "float64", "int32", "int64")
 
 
+def spec_name(text: str) -> str:
+    """``text`` as a spec name: characters outside [A-Za-z0-9_] become ``_``."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", text)[:120]
+    return name if re.match(r"[A-Za-z_]", name) else "_" + name
+
+
 def at(where: str) -> str:
     """The JSON path of an object's ``config`` (the file's top object is ``config``)."""
     return f"{where}.config" if where else "config"
@@ -109,7 +115,9 @@ class ModelBuilder:
             if layer not in declared_inputs or (node, tensor) != (0, 0):
                 self.imp.fail(where, f"model input {[layer, node, tensor]} is not an "
                                      "InputLayer of this model")
-            name = self._tensor((layer, 0, 0), re.sub(r"\W", "_", layer))
+            name = self._tensor((layer, 0, 0), spec_name(layer))
+            if name != layer:
+                self.imp.renamed[layer] = name
             self.inputs[name] = declared_inputs[layer][0]
         self._emit_calls(pending, order)
         outputs = []
@@ -194,7 +202,7 @@ class ModelBuilder:
         first = layers[0] if isinstance(layers[0], dict) else {}
         if first.get("class_name") == "InputLayer":
             self.imp.check_object(first, f"{at(self.where)}.layers[0]")
-            name = re.sub(r"\W", "_", first["config"].get("name") or "input")
+            name = spec_name(first["config"].get("name") or "input")
             self.inputs[name] = self._input(first, f"{at(self.where)}.layers[0]")
             layers, offset = layers[1:], 1
         elif isinstance(build_shape, list):

@@ -92,13 +92,28 @@ def test_foreign_module_or_registered_name_is_refused(tiny, tmp_path, field, val
             repr(value))
 
 
-def test_custom_initializer_is_refused(tiny, tmp_path):
+@pytest.mark.parametrize("key, value", [
+    ("kernel_initializer", {"module": "mine", "class_name": "Evil", "config": {},
+                            "registered_name": "mine>Evil"}),
+    ("kernel_constraint", {"module": "keras.constraints", "class_name": "Evil",
+                           "config": {}, "registered_name": "mine>Evil"}),
+    ("activation", {"module": "builtins", "class_name": "function",
+                    "config": "my_activation", "registered_name": "function"}),
+])
+def test_custom_objects_inside_a_layer_are_refused(tiny, tmp_path, key, value):
     def edit(config):
-        layer = config["config"]["layers"][1]["config"]
-        layer["kernel_initializer"] = {"module": "mine", "class_name": "Evil",
-                                       "config": {}, "registered_name": "mine>Evil"}
+        config["config"]["layers"][1]["config"][key] = value
+    refused(with_config(tiny, tmp_path, edit), f"config.layers[1].config.{key}",
+            "is a custom object")
+
+
+def test_unknown_keras_initializer_arguments_are_refused(tiny, tmp_path):
+    def edit(config):
+        config["config"]["layers"][1]["config"]["kernel_initializer"] = {
+            "module": "keras.initializers", "class_name": "RandomNormal",
+            "config": {"mean": 0.0, "stddev": 3.0}, "registered_name": None}
     refused(with_config(tiny, tmp_path, edit),
-            "config.layers[1].config.kernel_initializer", "initializer")
+            "config.layers[1].config.kernel_initializer", "Keras default arguments")
 
 
 @pytest.mark.parametrize("name", ["../../evil.txt", "/etc/evil", "assets\\..\\x",
