@@ -26,10 +26,10 @@ def _nodes(model, rename) -> dict:
                         for t in node.input_tensors)
         for i, tensor in enumerate(node.output_tensors):
             produced[id(tensor)] = ("node", key, i)
-        index[key] = {"layer": node.layer, "sources": sources,
+        origins = [t.name if source[0] == "input" else f"{t.name} from {_call_name(source[1])}"
+                   for t, source in zip(node.input_tensors, sources)]
+        index[key] = {"layer": node.layer, "sources": sources, "origins": origins,
                       "inputs": [t.name for t in node.input_tensors],
-                      "origins": [t.name if s[0] == "input" else f"{t.name} from {_call_name(s[1])}"
-                                  for t, s in zip(node.input_tensors, sources)],
                       "outputs": [t.name for t in node.output_tensors],
                       "shapes": [shape_text(t.shape) for t in node.output_tensors]}
     for key, record in index.items():
