@@ -117,7 +117,7 @@ def export_problems(model) -> list:
         if _is_model(layer):
             visit_model(layer)
             return
-        reason = layer_refusal(layer)
+        reason = layer_refusal(layer, node)
         if reason:
             problems.append((node, f"{layer.TYPE} layer '{layer.name}' cannot be exported "
                                    f"to ONNX: {reason}"))

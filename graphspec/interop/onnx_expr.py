@@ -62,7 +62,7 @@ def parse_layer_expression(layer):
     return parse_expression(layer.config["expr"], names)
 
 
-def expression_refusal(layer) -> str | None:
+def expression_refusal(layer, node=None) -> str | None:
     from .onnx_functions import FUNCTION_REFUSALS
     refused = sorted(f for f in parse_layer_expression(layer).functions
                      if f in FUNCTION_REFUSALS)

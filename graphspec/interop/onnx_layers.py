@@ -306,13 +306,12 @@ def _known(dims) -> list:
     return [int(d) for d in dims]
 
 
-def _time_distributed_refusal(layer):
-    for node in layer.inbound_nodes:
-        for shape in node.input_shapes + node.output_shapes:
-            if any(d is None for d in shape[2:]):
-                return (f"the per-step shape {tuple(shape[2:])} has an unknown size, and "
-                        "folding time into the batch needs every per-step size; give the "
-                        "input shape in full")
+def _time_distributed_refusal(layer, node):
+    for shape in node.input_shapes + node.output_shapes:
+        if any(d is None for d in shape[2:]):
+            return (f"the per-step shape {tuple(shape[2:])} has an unknown size, and "
+                    "folding time into the batch needs every per-step size; give the "
+                    "input shape in full")
     return None
 
 
@@ -334,7 +333,8 @@ LAYER_CONVERTERS = {
 # Layer types with no ONNX form, and why (none today: every registered type exports).
 LAYER_REFUSALS: dict = {}
 
-# Configurations of an exported type that cannot be exported: layer -> reason or None.
+# Configurations of an exported type that cannot be exported: (layer, the call that uses
+# it, directly or through a wrapper) -> reason or None.
 LAYER_CHECKS = {
     "Lambda": expression_refusal, "Merge": expression_refusal,
     "TimeDistributed": _time_distributed_refusal,
@@ -342,12 +342,12 @@ LAYER_CHECKS = {
 }
 
 
-def layer_refusal(layer) -> str | None:
-    """Why ``layer`` cannot be exported, or None if it can."""
+def layer_refusal(layer, node) -> str | None:
+    """Why ``layer``, as ``node`` calls it, cannot be exported, or None if it can."""
     kind = layer.TYPE
     if kind in LAYER_REFUSALS:
         return LAYER_REFUSALS[kind]
     if kind not in LAYER_CONVERTERS:
         return f"no ONNX converter for layer type {kind}"
     check = LAYER_CHECKS.get(kind)
-    return check(layer) if check else None
+    return check(layer, node) if check else None

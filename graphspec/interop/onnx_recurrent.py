@@ -42,10 +42,15 @@ def needs_unrolling(layer) -> bool:
                for key in ("activation", "recurrent_activation"))
 
 
-def recurrent_refusal(layer) -> str | None:
-    """Unrolling needs the number of timesteps of every call."""
-    if needs_unrolling(layer) and any(node.input_shapes[0][1] is None
-                                      for node in layer.inbound_nodes):
+def recurrent_refusal(layer, node) -> str | None:
+    """Unrolling needs the number of timesteps of the call (the node calls the layer,
+    its Bidirectional, or a TimeDistributed whose steps are the second per-step axis)."""
+    if not needs_unrolling(layer):
+        return None
+    shape = node.input_shapes[0] if node.input_shapes else ()
+    if getattr(node.layer, "TYPE", "") == "TimeDistributed":
+        shape = (None,) + tuple(shape[2:])
+    if len(shape) > 1 and shape[1] is None:
         return unknown_steps_reason(layer)
     return None
 

@@ -213,3 +213,21 @@ def test_weights_over_the_protobuf_limit_are_refused(monkeypatch):
     with pytest.raises(InputError, match=r"model 'mlp' holds 0.0 GiB of weights; one ONNX "
                                          r"file holds less than 2 GiB"):
         to_onnx(graphspec.loads(MLP, seed=0).model())
+
+
+def test_only_the_exported_models_calls_are_checked(tmp_path):
+    """enc is called on an unknown length in `inner`, but `fixed` calls it on 4 steps:
+    `fixed` exports (unrolled), `inner` is refused."""
+    text = SELU_LSTM + """
+  fixed:
+    inputs:
+      s: {shape: [4, 2]}
+    calls:
+      - {layer: enc, in: s, out: e}
+    outputs: [e]
+"""
+    graph = graphspec.load(write_spec(tmp_path, text), seed=0)
+    proto = to_onnx(graph.models["fixed"])
+    assert "LSTM" not in {n.op_type for n in proto.graph.node}
+    with pytest.raises(SpecError, match="unrolling them needs a known number of timesteps"):
+        to_onnx(graph.models["inner"])
