@@ -103,3 +103,14 @@ def test_onnx_runs_at_another_batch_size():
     for batch in (1, 7):
         report = check_against_predict(model, proto, random_feeds(model, batch=batch, seed=3))
         assert all(r["ok"] for r in report.values()), report
+
+
+@pytest.mark.parametrize("opset", [13, 21])
+@pytest.mark.parametrize("spec", ["video_qa.yaml", "lambda_ops.yaml", "vin.yaml"])
+def test_shipped_specs_at_the_lowest_and_highest_opset(spec, opset):
+    graph = load(spec)
+    for model in graph.models.values():
+        proto = to_onnx(model, opset=opset)
+        onnx.checker.check_model(proto, full_check=True)
+        report = check_against_predict(model, proto, random_feeds(model, batch=2, seed=4))
+        assert all(r["ok"] for r in report.values()), (model.name, report)
