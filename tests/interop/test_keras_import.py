@@ -7,7 +7,30 @@ from conftest import compare_outputs, random_feeds
 
 from graphspec import api
 from graphspec.interop.keras_import import import_keras
-from graphspec.interop.keras_layers import CONVERTERS, KERAS_REFUSED
+from graphspec.interop.keras_export import GRAPHSPEC_ONLY
+from graphspec.interop.keras_layers import CONVERTERS, IGNORED_ARGS, KERAS_REFUSED
+from graphspec.layers.registry import REGISTRY
+
+
+def assert_same_nodes(keras, path, graph):
+    """Keras' own nodes of the saved model, per layer and in order, are graphspec's:
+    same count, same inbound layers (what inspect-nodes lists)."""
+    def inbound(tensor):
+        return tensor.name if tensor.history is None else tensor.history.layer.name
+
+    def walk(model):
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.InputLayer):
+                continue
+            ours = graph.layers.get(layer.name) or graph.models[layer.name]
+            theirs = layer._inbound_nodes
+            assert len(ours.inbound_nodes) == len(theirs), layer.name
+            for mine, node in zip(ours.inbound_nodes, theirs):
+                names = [t._keras_history.operation.name for t in node.input_tensors]
+                assert [inbound(t) for t in mine.input_tensors] == names, layer.name
+            if isinstance(layer, keras.Model):
+                walk(layer)
+    walk(keras.saving.load_model(path))
 
 
 def run_both(keras, model, keras_dir, label, feeds=None):
@@ -69,6 +92,7 @@ def test_submodel_as_layer_shares_weights(keras, keras_dir):
     model = keras.Model([a, b], L.Dense(1, activation="sigmoid", name="same")(both),
                         name="same_digit_classifier")
     graph, result = run_both(keras, model, keras_dir, "A3_shared_vision")
+    assert_same_nodes(keras, keras_dir / "A3_shared_vision.keras", graph)
     assert list(result.spec["models"]) == ["vision", "same_digit_classifier"]
     vision_model = graph.models["vision"]
     assert [n.node_index for n in vision_model.inbound_nodes] == [0, 1]
@@ -105,6 +129,7 @@ def test_multi_input_multi_output(keras, keras_dir):
     model = keras.Model([main_input, aux_input], [main_output, aux_output], name="headline")
     graph, result = run_both(keras, model, keras_dir, "A5_multi_io",
                              random_feeds(model, high=100))
+    assert_same_nodes(keras, keras_dir / "A5_multi_io.keras", graph)
     top = graph.models["headline"]
     assert top.input_names == ["main_input", "aux_input"]
     assert top.output_names == ["main_output", "aux_output"]
@@ -120,6 +145,7 @@ def test_shared_lstm_siamese(keras, keras_dir):
     model = keras.Model([a, b], L.Dense(1, activation="sigmoid", name="same_author")(both),
                         name="siamese")
     graph, result = run_both(keras, model, keras_dir, "A6_siamese_lstm")
+    assert_same_nodes(keras, keras_dir / "A6_siamese_lstm.keras", graph)
     lstm = graph.layers["shared_lstm"]
     assert len(lstm.inbound_nodes) == 2
     assert [t.name for t in lstm.inbound_nodes[1].input_tensors] == ["tweet_b"]
@@ -133,6 +159,7 @@ def test_node_indices_and_shapes(keras, keras_dir):
     conv = L.Conv2D(16, 3, padding="same", name="shared_conv")
     model = keras.Model([small, large], [conv(small), conv(large)], name="two_sizes")
     graph, _ = run_both(keras, model, keras_dir, "A7_node_shapes")
+    assert_same_nodes(keras, keras_dir / "A7_node_shapes.keras", graph)
     layer = graph.layers["shared_conv"]
     assert layer.input_shape_at(0) == (None, 8, 8, 3)
     assert layer.input_shape_at(1) == (None, 12, 12, 3)
@@ -255,6 +282,19 @@ def test_layer_zoo(keras, keras_dir):
     assert {"inner/kernel", "backward_inner/kernel"} <= set(result.weights)
 
 
+def test_nested_models_as_outputs(keras, keras_dir):
+    # output_layers count a nested Functional's nodes from 1, a Sequential's from 0
+    L = keras.layers
+    keras.utils.set_random_seed(14)
+    inner_in = keras.Input((4,), name="inner_in")
+    sub = keras.Model(inner_in, L.Dense(3, name="inner")(inner_in), name="submodel")
+    seq = keras.Sequential([keras.Input((4,)), L.Dense(2, name="sd")], name="seqm")
+    a = keras.Input((4,), name="a")
+    model = keras.Model(a, [sub(a), seq(a), sub(L.Dense(4, name="pre")(a))], name="top")
+    graph, _ = run_both(keras, model, keras_dir, "nested_outputs")
+    assert graph.models["top"].output_names == ["submodel__0", "seqm", "submodel__1"]
+
+
 def test_sequential_model_and_trainable_flags(keras, keras_dir):
     L = keras.layers
     keras.utils.set_random_seed(13)
@@ -265,6 +305,30 @@ def test_sequential_model_and_trainable_flags(keras, keras_dir):
     graph, result = run_both(keras, model, keras_dir, "sequential")
     assert graph.layers["inner"].trainable is False
     assert graph.models["regressor"].input_names == ["features"]
+
+
+MINIMAL = {"Dense": (2,), "Conv1D": (2, 3), "Conv2D": (2, 3), "Embedding": (3, 2),
+           "SimpleRNN": (2,), "LSTM": (2,), "GRU": (2,), "Activation": ("relu",),
+           "Dot": (1,), "Dropout": (0.5,), "Permute": ((2, 1),), "RepeatVector": (2,),
+           "Reshape": ((2,),), "MaxPooling1D": (2,), "MaxPooling2D": (2,),
+           "AveragePooling2D": (2,)}
+
+
+@pytest.mark.parametrize("class_name", sorted(set(CONVERTERS) - {"Bidirectional",
+                                                                  "TimeDistributed"}))
+def test_converter_table_matches_this_keras(keras, class_name):
+    """Every argument of a default Keras layer is a graphspec argument or listed with
+    the one value graphspec computes; every graphspec argument is a Keras one."""
+    config = getattr(keras.layers, class_name)(*MINIMAL.get(class_name, ())).get_config()
+    ours = REGISTRY[class_name].ARGS
+    converter = CONVERTERS[class_name]
+    for key, value in config.items():
+        if key in ("name", "trainable", "dtype") or key in ours or key in IGNORED_ARGS:
+            continue
+        assert key in converter.keras_only, f"{class_name}.{key} = {value!r}"
+        assert value == converter.keras_only[key], f"{class_name}.{key}"
+    keras_side = set(config) | {"activity_regularizer"}   # a base Layer argument
+    assert set(ours) - keras_side == set(GRAPHSPEC_ONLY.get(class_name, {}))
 
 
 def test_importable_and_refused_classes():
