@@ -86,9 +86,13 @@ def _holding(outputs: dict):
         yield
 
 
-def _interrupted_note(output, checkpoint) -> str:
-    saved = f"the last checkpoint is {checkpoint} (continue with --resume)" \
-        if checkpoint and os.path.exists(checkpoint) else "no checkpoint was written"
+def _interrupted_note(exc, output, checkpoint) -> str:
+    """What was saved: the trainer's own account (TrainingInterrupted says where its
+    checkpoint went), else what is on disk."""
+    saved = str(exc).strip()
+    if not saved:
+        saved = f"the last checkpoint is {checkpoint} (continue with --resume)" \
+            if checkpoint and os.path.exists(checkpoint) else "no checkpoint was written"
     return f"{saved}; {output} was not written (training did not finish)"
 
 
@@ -159,7 +163,7 @@ def train(spec, model_name, job_name, data, epochs, batch_size, weights, output,
                 result = trainer.fit(arrays, seed=seed, checkpoint_dir=checkpoint_dir,
                                      resume=resume, on_nan=on_nan)
         except INTERRUPTIONS as exc:
-            raise Interrupted(_interrupted_note(output, checkpoint_file)) from exc
+            raise Interrupted(_interrupted_note(exc, output, checkpoint_file)) from exc
         graph.save_weights(output, extra=trainer.state_arrays())
         final = {k: v[-1] for k, v in result.items()}
         click.echo(f"trained '{trainer.model.name}' for {trainer.epoch} epoch(s): " +

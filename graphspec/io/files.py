@@ -214,6 +214,7 @@ def atomic_write(path, mode="wb"):
     """Yield a file object; on success it replaces ``path`` atomically."""
     path = check_output_path(path)
     directory = os.path.dirname(os.path.abspath(path))
+    remove_stale_temps(path)      # what a killed earlier write of this file left behind
     try:
         fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), dir=directory)
         # The lock says "a live writer owns this temp file" (remove_stale_temps); a

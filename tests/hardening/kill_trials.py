@@ -3,10 +3,12 @@
 Run as ``python kill_trials.py WORKDIR TRIALS SEED``. The process imports graphspec
 once and forks each run, so a trial costs milliseconds, not an interpreter start. Each
 trial: a forked child runs ``graphspec train`` with a checkpoint after every (tiny)
-epoch, continuing from the last checkpoint; it is killed after a random delay, so most
-kills land while a checkpoint is being written. Then this process checks what is on
+epoch, continuing from the last checkpoint; once it has written a checkpoint it is
+killed after a random delay, and as an epoch here is mostly the checkpoint write, many
+kills land in the middle of one. Then this process checks what is on
 disk and resumes in-process. Prints one JSON object.
 """
+import contextlib
 import json
 import os
 import random
@@ -67,6 +69,14 @@ def leftovers(since, *directories):
     return sorted(found)
 
 
+def identity(path):
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_ino, info.st_mtime_ns
+
+
 def checkpoint_epoch(path):
     with np.load(path, allow_pickle=False) as archive:
         arrays = {name: archive[name] for name in archive.files}   # reads every member
@@ -102,9 +112,18 @@ def main_loop(work, trials, seed):
                 os.dup2(sink.fileno(), 2)
             train(spec, data, out, ck, 100000, resume)
             os._exit(0)
-        time.sleep(rng.uniform(0.0, 0.08))
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        # Kill while the run is in its epoch loop, however loaded the machine is: once
+        # it has renamed a new checkpoint into place, then after a random delay.
+        before, deadline = identity(checkpoint), time.monotonic() + 30
+        while identity(checkpoint) == before and time.monotonic() < deadline:
+            if os.waitpid(pid, os.WNOHANG) != (0, 0):
+                break                                  # it ended on its own: an error
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0.0, 0.03))
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
         report["trials"] += 1
         with open(os.path.join(work, "child.log")) as log:
             report["last_child_output"] = log.read()[-300:]
