@@ -259,3 +259,16 @@ def test_unknown_time_axis_stays_symbolic():
         feeds = {"x0": x.astype(np.float32)}
         report = check_against_predict(model, proto, feeds)
         assert all(r["ok"] for r in report.values()), report
+
+
+@pytest.mark.parametrize("layer", [
+    {"type": "Conv2D", "filters": 2, "kernel_size": 3, "strides": 2, "padding": "same"},
+    {"type": "MaxPooling2D", "pool_size": 3, "strides": 2, "padding": "same"},
+    {"type": "AveragePooling2D", "pool_size": 2, "padding": "same"},
+], ids=["Conv2D", "MaxPooling2D", "AveragePooling2D"])
+def test_same_padding_on_unknown_image_sizes(layer):
+    """Sizes unknown when exporting: ONNX's SAME_UPPER, TensorFlow's rule, at run time."""
+    text = one_call(layer, [(None, None, 2)])
+    for height, width in ((7, 6), (4, 5)):
+        x = np.random.default_rng(height).standard_normal((2, height, width, 2))
+        export_and_compare(text, feeds={"x0": x.astype(np.float32)})
