@@ -147,11 +147,17 @@ def _models(old, new, mapping, only) -> list:
     return entries
 
 
-def _training(old, new, only) -> list:
-    def jobs(graph):
-        return {name: plain(job) for name, job in (graph.training or {}).items()
-                if isinstance(job, dict) and (only is None or job.get("model") == only)}
-    before, after = jobs(old), jobs(new)
+def _training(old, new, mapping, only) -> list:
+    def jobs(graph, rename):
+        found = {}
+        for name, job in (graph.training or {}).items():
+            if isinstance(job, dict) and (only is None or job.get("model") == only):
+                job = plain(job)
+                if isinstance(job.get("freeze"), list):   # layer names: through renames
+                    job["freeze"] = [rename.get(n, n) for n in job["freeze"]]
+                found[name] = job
+        return found
+    before, after = jobs(old, mapping), jobs(new, {})
     entries = []
     for name in list(before) + [n for n in after if n not in before]:
         if name not in after or name not in before:
@@ -199,7 +205,7 @@ def diff_specs(old, new, model: str | None = None, params_old: dict | None = Non
                                _params(new_graph, params_new), "name"),
         layers=_layers(old_graph, new_graph, mapping, keep),
         models=_models(old_graph, new_graph, mapping, model),
-        training=_training(old_graph, new_graph, model))
+        training=_training(old_graph, new_graph, mapping, model))
     if weights is not None:
         report, sources, arrays = _weights.compatibility(old_graph, new_graph, mapping, weights)
         result.weights = report

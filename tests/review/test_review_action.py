@@ -197,3 +197,11 @@ def test_a_symlink_named_like_a_spec_is_not_read(tmp_path):
     report = action.build_report(repo, "HEAD~1")
     assert "hunter2" not in report.body + "".join(report.annotations)
     assert "not reviewed (a symbolic link" in report.body and report.invalid == 1
+
+
+def test_a_spec_fixed_by_the_pull_request_says_its_base_did_not_compile(tmp_path):
+    repo = scratch_repo(tmp_path, {"specs/m.yaml": BROKEN}, {"specs/m.yaml": MLP})
+    report = action.build_report(repo, "HEAD~1")
+    assert "the base version does not compile, so there is nothing to compare with " \
+           "(1 error(s) at" in report.body
+    assert report.invalid == 0 and not report.annotations
