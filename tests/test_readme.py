@@ -3,7 +3,7 @@
 Blocks fenced ```sh, ```bash or ```python are run in file order in one temporary copy of
 the repository (so a later block sees the files an earlier one wrote): shell blocks by
 ``bash -e -o pipefail`` with the venv's ``bin`` first on PATH, Python blocks by the venv's
-python. A block that cannot run here (``pip install``, ``make test`` itself, ``git push``)
+python, both importing the copy's ``graphspec``. A block that cannot run here (``pip install``, ``make test`` itself, ``git push``)
 is skipped by writing ``<!-- readme-test: skip -->`` on the line before its fence.
 """
 from __future__ import annotations
@@ -114,7 +114,7 @@ def _environment(repo_copy: str) -> dict:
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
     env["GRAPHSPEC_README_TEST"] = "1"     # a README that runs the tests must not recurse
     env.setdefault("MPLBACKEND", "Agg")
-    env.pop("PYTHONPATH", None)
+    env["PYTHONPATH"] = repo_copy          # the copy's graphspec, also for the console script
     return env
 
 
