@@ -93,7 +93,7 @@ def _config_changes(name, old_layer, new_layer, mapping) -> list:
     if old_layer.TYPE != new_layer.TYPE:
         return [{"layer": name, "arg": "type", "old": old_layer.TYPE, "new": new_layer.TYPE}]
     before, after = layer_config(old_layer, mapping), layer_config(new_layer)
-    return [dict(c, layer=name) for c in _changed_values(before, after, "arg")]
+    return [{"layer": name, **c} for c in _changed_values(before, after, "arg")]
 
 
 def _explicit_args(layer) -> dict:
