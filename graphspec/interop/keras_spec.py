@@ -25,8 +25,7 @@ def _flow(value) -> str:
 
 
 def spec_yaml(spec: dict, source: str) -> str:
-    lines = ["# yaml-language-server: $schema=graphspec.schema.json",
-             f"# Imported from {json.dumps(str(source))} by graphspec import-keras.",
+    lines = [f"# Imported from {json.dumps(str(source))} by graphspec import-keras.",
              "graphspec: 1", f"description: {json.dumps(spec['description'])}"]
     if spec.get("layers"):
         lines.append("layers:")

@@ -163,3 +163,86 @@ def test_export_needs_a_model_choice_when_the_spec_has_several(tmp_path):
     graph = api.load(SPECS / "began.yaml", seed=0)
     with pytest.raises(InputError, match="choose one with --model"):
         export_keras(graph, tmp_path / "m.keras")
+
+
+ZOO = """
+graphspec: 1
+layers:
+  bi: {type: Bidirectional, merge_mode: ave,
+       layer: {type: LSTM, name: inner, units: 3, return_sequences: true}}
+  bn: {type: BatchNormalization, epsilon: 0.01}
+models:
+  encoder:
+    inputs:
+      steps: {shape: [6, 4]}
+    calls:
+      - {layer: {type: GRU, name: gru_after, units: 5, return_sequences: true}, in: steps, out: r1}
+      - {layer: {type: GRU, name: gru_before, units: 5, reset_after: false, go_backwards: true, return_sequences: true}, in: steps, out: r2}
+      - {layer: {type: SimpleRNN, name: rnn, units: 5, activation: relu, return_sequences: true}, in: steps, out: r3}
+      - {layer: bi, in: steps, out: b}
+      - {layer: {type: Subtract, name: sub}, in: [r1, r2], out: d}
+      - {layer: {type: Multiply, name: mul}, in: [r3, r1], out: p}
+      - {layer: {type: Average, name: avg}, in: [d, p], out: m}
+      - {layer: {type: Minimum, name: mini}, in: [m, r2], out: lo}
+      - {layer: {type: Maximum, name: maxi}, in: [lo, r3], out: hi}
+      - {layer: {type: Concatenate, name: cat}, in: [hi, b], out: feats}
+    outputs: [feats]
+  zoo:
+    inputs:
+      seq: {shape: [6, 4]}
+      tokens: {shape: [6], dtype: int32}
+      img: {shape: [6, 6, 2]}
+    calls:
+      - {layer: {type: Embedding, name: emb, input_dim: 20, output_dim: 4}, in: tokens, out: e}
+      - {layer: {type: Add, name: add_e}, in: [seq, e], out: s0}
+      - {layer: {type: TimeDistributed, name: td, layer: {type: Dense, name: td_dense, units: 4}}, in: s0, out: s1}
+      - {layer: encoder, in: s1, out: f0}
+      - {layer: {type: LayerNormalization, name: ln, epsilon: 0.00001}, in: f0, out: f1}
+      - {layer: {type: Conv1D, name: c1, filters: 4, kernel_size: 2, padding: causal, activation: tanh}, in: f1, out: f2}
+      - {layer: {type: MaxPooling1D, name: p1}, in: f2, out: f3}
+      - {layer: {type: Permute, name: perm, dims: [2, 1]}, in: f3, out: f4}
+      - {layer: {type: Dropout, name: drop, rate: 0.3}, in: f4, out: f5}
+      - {layer: {type: Flatten, name: flat}, in: f5, out: f6}
+      - {layer: {type: Dense, name: vec_dense, units: 5, kernel_regularizer: {l2: 0.01}}, in: f6, out: v0}
+      - {layer: {type: Activation, name: gelu, activation: gelu}, in: v0, out: vec}
+      - {layer: {type: ZeroPadding2D, name: pad, padding: [[1, 0], [0, 2]]}, in: img, out: i1}
+      - {layer: bn, in: i1, out: i2}
+      - {layer: {type: Conv2D, name: c2, filters: 3, kernel_size: 2, dilation_rate: 2}, in: i2, out: i3}
+      - {layer: {type: AveragePooling2D, name: ap, padding: same}, in: i3, out: i4}
+      - {layer: {type: MaxPooling2D, name: mp, padding: same}, in: i4, out: i5}
+      - {layer: {type: GlobalAveragePooling2D, name: gap}, in: i5, out: g1}
+      - {layer: {type: GlobalMaxPooling2D, name: gmp}, in: i5, out: g2}
+      - {layer: {type: Concatenate, name: pooled}, in: [g1, g2], out: g}
+      - {layer: {type: Dense, name: g_dense, units: 5}, in: g, out: gv}
+      - {layer: {type: Dot, name: cosine, axes: 1, normalize: true}, in: [vec, gv], out: dots}
+      - {layer: {type: LSTM, name: lstm_state, units: 5, return_state: true}, in: s1, out: [o, h, c]}
+      - {layer: {type: Add, name: hc}, in: [h, c], out: hc_sum}
+      - {layer: {type: RepeatVector, name: rep, n: 3}, in: hc_sum, out: r}
+      - {layer: {type: Reshape, name: flat_rep, target_shape: [15]}, in: r, out: rr}
+      - {layer: {type: Concatenate, name: out}, in: [dots, rr, o], out: y}
+    outputs: [y]
+"""
+
+
+def test_every_exportable_layer_type_runs_in_keras(keras, keras_dir):
+    graph = api.loads(ZOO, seed=3, name="zoo.yaml")
+    rng = np.random.default_rng(0)
+    for name in ("moving_mean", "moving_variance", "beta"):    # non-trivial statistics
+        var = graph.layers["bn"].weights[name]
+        var.data = rng.uniform(0.5, 2, var.data.shape).astype("float32")
+    types = {layer.TYPE for layer in graph.models["zoo"].layers()}
+    assert types == set(CONVERTERS)
+    path = keras_dir / "zoo_export.keras"
+    export_keras(graph, path, "zoo")
+    loaded = keras.saving.load_model(path)
+    feeds = random_feeds(loaded, high=20)
+    model = graph.models["zoo"]
+    compare_outputs("export layer zoo", [model.predict(dict(zip(model.input_names, feeds)))["y"]],
+                    [loaded.predict(feeds, verbose=0)])
+    back = import_keras(path)
+    again = api.loads(back.text, seed=1, name="round trip")
+    again.set_weights(back.weights)
+    before, after = signature(model), signature(again.models["zoo"])
+    assert before["models"] == after["models"] and before["layers"] == after["layers"]
+    for key, array in before["weights"].items():
+        np.testing.assert_array_equal(array, after["weights"][key], err_msg=key)
