@@ -22,6 +22,7 @@ README = os.path.join(ROOT, "README.md")
 SKIP_MARK = "<!-- readme-test: skip -->"
 RUNNABLE = {"sh": "shell", "bash": "shell", "python": "python"}
 BLOCK_TIMEOUT = 120        # seconds; the whole README should run in well under a minute
+_RUNS_THE_SUITE = re.compile(r"\bmake\s+(?:[^\n#]*\s)?test\b|\bpytest\b")
 _FENCE = re.compile(r"^(`{3,}|~{3,})\s*([A-Za-z0-9_+-]*)")
 
 
@@ -129,6 +130,9 @@ def test_readme_has_runnable_blocks():
 def test_readme_block_runs(repo_copy, line, kind, code, skipped):
     if skipped:
         pytest.skip(f"README.md:{line} is marked {SKIP_MARK}")
+    if _RUNS_THE_SUITE.search(code):
+        pytest.fail(f"README.md:{line} runs the test suite, which runs this test: mark the "
+                    f"block {SKIP_MARK} (or move the command to a block of its own)")
     if kind == "shell":
         command = ["bash", "-e", "-o", "pipefail", "-c", code]
     else:
@@ -157,3 +161,9 @@ def test_block_extraction_and_the_skip_mark():
                                    (8, "shell", "pip install x\n", True),
                                    (11, "python", "print(1)\n", False),
                                    (17, "shell", "```\n", False)]
+
+
+def test_a_block_that_runs_the_suite_is_caught():
+    assert _RUNS_THE_SUITE.search("make demo\nmake test   # the whole suite\n")
+    assert _RUNS_THE_SUITE.search("python -m pytest tests")
+    assert not _RUNS_THE_SUITE.search("make demo   # train, evaluate, test accuracy\n")
