@@ -275,6 +275,18 @@ def prediction_columns(outputs: dict, vocabularies: dict | None = None) -> dict:
     return columns
 
 
+def _cell(name: str) -> str:
+    """A category name as a CSV cell a spreadsheet will not run: a model file is
+    untrusted, and a name like ``=HYPERLINK(...)`` would be a formula (OWASP's advice:
+    prefix a quote). Names that are plain numbers (``-1``) stay as they are."""
+    if name[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        try:
+            float(name)
+        except ValueError:
+            return "'" + name
+    return name
+
+
 def write_predictions_csv(path, outputs: dict, vocabularies: dict | None = None) -> list:
     """Write ``outputs`` as a CSV (atomically); returns the column names."""
     columns = prediction_columns(outputs, vocabularies)
@@ -284,7 +296,7 @@ def write_predictions_csv(path, outputs: dict, vocabularies: dict | None = None)
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(names)
         for row in rows:
-            writer.writerow([v if isinstance(v, str) else repr(float(v)) for v in row])
+            writer.writerow([_cell(v) if isinstance(v, str) else repr(float(v)) for v in row])
     return names
 
 

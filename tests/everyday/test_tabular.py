@@ -177,3 +177,13 @@ def test_binary_garbage_goes_to_the_array_loader_not_the_csv_reader(tmp_path):
     text = tmp_path / "data.npz"                     # a CSV whatever its name says
     text.write_text("p0,p1,p2,label\n1,2,3,ü\n")
     assert table_readers.table_kind(str(text)) == "csv"
+
+
+def test_category_names_cannot_become_spreadsheet_formulas(tmp_path):
+    out = tmp_path / "out.csv"
+    write_predictions_csv(str(out), {"y": np.eye(3, dtype=np.float32)},
+                          {"y": ["=HYPERLINK(\"http://x\")", "-1", "@SUM(A1)"]})
+    import csv
+    with open(out, newline="") as handle:
+        names = [row["y"] for row in csv.DictReader(handle)]
+    assert names == ["'=HYPERLINK(\"http://x\")", "-1", "'@SUM(A1)"]
