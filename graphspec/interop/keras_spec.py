@@ -24,19 +24,25 @@ def _flow(value) -> str:
                           width=1 << 30).strip()
 
 
+def _key(name: str) -> str:
+    """``name`` as a mapping key, quoted where YAML would read it as something else
+    (a layer called ``on`` or ``null``)."""
+    return _flow([name])[1:-1]
+
+
 def spec_yaml(spec: dict, source: str) -> str:
     lines = [f"# Imported from {json.dumps(str(source))} by graphspec import-keras.",
              "graphspec: 1", f"description: {json.dumps(spec['description'])}"]
     if spec.get("layers"):
         lines.append("layers:")
-        lines += [f"  {name}: {_flow(layer)}" for name, layer in spec["layers"].items()]
+        lines += [f"  {_key(name)}: {_flow(layer)}" for name, layer in spec["layers"].items()]
     lines.append("models:")
     for name, model in spec["models"].items():
-        lines.append(f"  {name}:")
+        lines.append(f"  {_key(name)}:")
         if model.get("trainable") is False:
             lines.append("    trainable: false")
         lines.append("    inputs:")
-        lines += [f"      {k}: {_flow(v)}" for k, v in model["inputs"].items()]
+        lines += [f"      {_key(k)}: {_flow(v)}" for k, v in model["inputs"].items()]
         lines.append("    calls:" if model["calls"] else "    calls: []")
         lines += [f"      - {_flow(call)}" for call in model["calls"]]
         lines.append(f"    outputs: {_flow(model['outputs'])}")

@@ -331,6 +331,18 @@ def test_converter_table_matches_this_keras(keras, class_name):
     assert set(ours) - keras_side == set(GRAPHSPEC_ONLY.get(class_name, {}))
 
 
+def test_names_yaml_or_specs_would_misread(keras, keras_dir):
+    L = keras.layers
+    keras.utils.set_random_seed(15)
+    x = keras.Input((3,), name="null")
+    y = L.Dense(2, name="on")(L.Dense(3, name="dénse-1")(x))
+    graph, result = run_both(keras, keras.Model(x, L.Dense(1, name="true")(y), name="yes"),
+                             keras_dir, "awkward_names")
+    assert set(graph.layers) == {"on", "d_nse_1", "true"}
+    assert graph.models["yes"].input_names == ["null"]
+    assert result.renamed == {"dénse-1": "d_nse_1"}
+
+
 def test_importable_and_refused_classes():
     """The list the README shows: what imports, and what is refused with a reason."""
     assert sorted(CONVERTERS) == [
