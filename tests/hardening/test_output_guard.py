@@ -51,6 +51,11 @@ COMMANDS = {
                         {"SPEC": "spec", "--weights": "weights", "--data": "data"}),
     "schema": Command(["schema"], {}, {"-o": "file"}),
     "plot": Command(["plot", "{spec}"], {"SPEC": "spec"}, {"-o": "file"}),
+    "plot-history": Command(["plot-history", "{history}", "-o", "{png}"],
+                            {"HISTORY": "history"}, {"-o": "file"}),
+    "export": Command(["export", "{spec}", "--weights", "{weights}", "--format", "onnx",
+                       "-o", "{out}"], {"SPEC": "spec", "--weights": "weights"},
+                      {"-o": "file"}),
 }
 
 
@@ -72,7 +77,9 @@ def files(tmp_path_factory):
     (root / "data").mkdir()
     np.savez(root / "data" / "checkpoint.npz", x=rng.normal(size=(8, 4)).astype(np.float32),
              probs=rng.integers(0, 3, 8))
+    (root / "h.json").write_text('{"loss": [1.0, 0.5]}')
     return {"spec": spec, "weights": weights, "x": root / "x.npy",
+            "history": root / "h.json", "png": root / "curves.png",
             "data": root / "data" / "checkpoint.npz", "out": root / "out.npz", "root": root}
 
 
