@@ -8,7 +8,8 @@ __version__ = "0.1.0"
 # The API is imported on first use (PEP 562), not with the package: the `graphspec`
 # command imports this package first, and `graphspec --help` must not pay for numpy.
 _LAZY = {"load": "api", "loads": "api", "validate": "api", "GraphspecError": "errors",
-         "InputError": "errors", "SpecError": "errors", "SpecErrors": "errors"}
+         "InputError": "errors", "SpecError": "errors", "SpecErrors": "errors",
+         "diff_specs": "review.diff", "SpecDiff": "review.diff"}
 
 __all__ = list(_LAZY)
 

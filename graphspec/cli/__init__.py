@@ -29,6 +29,8 @@ COMMANDS = {
     "plot": ("plot_commands", "plot", "Draw the graph of a spec (SVG, PNG, PDF, DOT, Mermaid)."),
     "plot-history": ("plot_commands", "plot_history_command",
                      "Draw training curves from train --history files."),
+    "diff": ("review_commands", "diff",
+             "Compare two specs as compiled models: what changed, do old weights still load."),
     "export": ("export_commands", "export", "Export a model with its weights to ONNX."),
     "schema": ("spec_commands", "schema", "Print or save the JSON Schema of specs."),
 }

@@ -53,6 +53,8 @@ COMMANDS = {
     "plot": Command(["plot", "{spec}"], {"SPEC": "spec"}, {"-o": "file"}),
     "plot-history": Command(["plot-history", "{history}", "-o", "{png}"],
                             {"HISTORY": "history"}, {"-o": "file"}),
+    "diff": Command(["diff", "{spec}", "{spec}", "--weights", "{weights}", "--migrate",
+                     "-o", "{out}"], {"OLD": "spec", "--weights": "weights"}, {"-o": "file"}),
     "export": Command(["export", "{spec}", "--weights", "{weights}", "--format", "onnx",
                        "-o", "{out}"], {"SPEC": "spec", "--weights": "weights"},
                       {"-o": "file"}),
