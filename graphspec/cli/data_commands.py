@@ -248,7 +248,8 @@ def data_mapping(graph, job_name=None, model_name=None, columns=(), categories=(
         try:
             return parse_columns(columns, categories)
         except InputError as exc:          # a malformed option is a usage error (exit 2)
-            raise click.BadParameter(str(exc).split(": ", 1)[-1], param_hint="--columns")
+            option, _, message = str(exc).partition(" ")
+            raise click.BadParameter(message, param_hint=option) from None
     jobs = graph.training or {}
     if job_name is None:
         job_name = next((n for n, j in jobs.items() if model_name in (None, j.get("model"))),

@@ -45,12 +45,22 @@ def _safe_member_name(name: str) -> bool:
         not name.startswith("/") and all(p not in ("", ".", "..") for p in parts)
 
 
+def _is_zip(path) -> bool:
+    """A regular file starting like a zip (a FIFO is never opened: it would block)."""
+    try:
+        if not os.path.isfile(path):
+            return False
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+
+
 def is_model_file(path) -> bool:
     """True if ``path`` is a zip holding a spec member (decided by content, not name)."""
+    if not _is_zip(path):
+        return False
     try:
-        with open(path, "rb") as handle:
-            if handle.read(4) != b"PK\x03\x04":
-                return False
         with zipfile.ZipFile(path) as archive:
             return f"{SPEC_KEY}.npy" in archive.namelist()
     except (OSError, zipfile.BadZipFile, ValueError, NotImplementedError):
@@ -159,7 +169,7 @@ def prepare(spec, weights=None, params: dict | None = None, dtype: str = "float3
     from .. import api   # the API compiles; a model file only describes
     explicit = dict(params or {})
     recorded = read_file_metadata(weights) if weights else None
-    if is_model_file(spec):
+    if _is_zip(spec):          # a model file; a weights file as SPEC is refused by name
         model_file = open_model_file(spec)
         merged, notes = merge_params(model_file.params, explicit, str(spec))
         if recorded is not None:

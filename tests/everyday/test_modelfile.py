@@ -229,3 +229,18 @@ def test_the_cli_flow_prepare_allocate_then_load(trained, tmp_path):
     from_file.graph.initialize(1)
     modelfile.load_weights(from_file.graph, modelfile.weights_source(from_file.graph))
     np.testing.assert_array_equal(from_file.graph.models["mlp"].predict(x)["digit"], expected)
+
+
+def test_a_weights_file_given_as_spec_is_named_as_such(trained):
+    _, path = trained
+    with pytest.raises(InputError, match=r"is a weights file, not a model file .*graphspec "
+                                         r"pack SPEC --weights"):
+        modelfile.prepare(path)
+
+
+def test_a_fifo_as_spec_is_not_opened(tmp_path):
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo)
+    assert not modelfile.is_model_file(fifo)
+    with pytest.raises(graphspec.GraphspecError, match="not a regular file"):
+        modelfile.prepare(fifo)
