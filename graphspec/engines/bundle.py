@@ -96,7 +96,33 @@ class ModelBundle:
         return entry["trainer"]
 
 
-def compiled_count() -> int:
-    """How many bundles this process has compiled and kept (tests: once per worker)."""
+def compiled_keys() -> list:
+    """The key of every bundle this process has compiled and kept, once per thread that
+    compiled it (tests check that a worker compiles a run's bundle once)."""
     with _LOCK:
-        return len(_COMPILED)
+        return [key for key, _ in _COMPILED]
+
+
+# -- payloads shipped to worker processes (see engines/dask_plugin.py) -----------------------
+_SHIPPED: dict = {}
+
+
+def receive(key: str, payload) -> None:
+    """Keep ``payload`` in this process under ``key`` (a worker plugin's setup)."""
+    with _LOCK:
+        _SHIPPED[key] = payload
+
+
+def discard(key: str) -> None:
+    with _LOCK:
+        _SHIPPED.pop(key, None)
+
+
+def shipped(key: str):
+    """The payload shipped under ``key``; a clear error if this process never got it."""
+    with _LOCK:
+        payload = _SHIPPED.get(key)
+    if payload is None:
+        raise InputError(f"this worker has no shipped payload '{key}' (it joined after the "
+                         "run started, or the run was cancelled); run the command again")
+    return payload

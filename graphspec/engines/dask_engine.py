@@ -24,13 +24,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import uuid
 
 import numpy as np
 
 from ..errors import GraphspecError, InputError
 from ..io.npystream import NpySource
 from . import embedded
-from .bundle import ModelBundle
+from .bundle import ModelBundle, shipped
 from .outputs import RowSink
 from .progress import RowsProgress
 
@@ -110,7 +111,7 @@ def chunk_size(chunk_rows: int | None, batch_size: int, sources: dict) -> int:
 def _chunk_inputs(sources: dict, rows: int, chunk: int) -> list:
     """Per chunk, {name: delayed block or array slice} covering rows [i*chunk, ...)."""
     _, da, _ = require_dask()
-    per_name = {}
+    per_name, run = {}, uuid.uuid4().hex[:12]     # fresh read keys per run (as tasks')
     for name, source in sources.items():
         if isinstance(source, np.ndarray):
             per_name[name] = [source[s:s + chunk] for s in range(0, rows, chunk)]
@@ -120,7 +121,7 @@ def _chunk_inputs(sources: dict, rows: int, chunk: int) -> list:
             # header, never the data.
             source = da.from_array(source, chunks=(chunk,) + tuple(source.shape[1:]),
                                    asarray=True, lock=False, inline_array=True,
-                                   name=f"graphspec-read-{name}-{id(source):x}")
+                                   name=f"graphspec-read-{name}-{run}")
         else:
             source = source.rechunk((chunk,) + tuple(source.shape[1:]))
         per_name[name] = list(source.to_delayed().reshape(-1))
@@ -154,11 +155,11 @@ def _check_block(name, block, start, stop):
     return block
 
 
-def predict_chunk(bundle: ModelBundle, blocks: dict, start: int, stop: int,
+def predict_chunk(bundle_key: str, blocks: dict, start: int, stop: int,
                   batch_size: int, seed=None):
     """Outputs by name for rows start:stop, or a ChunkFailure for wrong data."""
     try:
-        model = bundle.model()
+        model = shipped(bundle_key).model()
         sources = {n: _check_block(n, b, start, stop) for n, b in blocks.items()}
         parts = [out for _, out in embedded.predict_rows(
             model, sources, 0, stop - start, batch_size, seed, first_row=start)]
@@ -168,12 +169,12 @@ def predict_chunk(bundle: ModelBundle, blocks: dict, start: int, stop: int,
         return ChunkFailure(f"rows {start}-{stop}: {exc}")
 
 
-def evaluate_chunk(bundle: ModelBundle, blocks: dict, start: int, stop: int,
+def evaluate_chunk(bundle_key: str, blocks: dict, start: int, stop: int,
                    batch_size: int, seed=None):
     """Per-batch (logs, rows) for rows start:stop, or a ChunkFailure for wrong data."""
     try:
         sources = {n: _check_block(n, b, start, stop) for n, b in blocks.items()}
-        return embedded.evaluate_rows(bundle.trainer(), sources, 0, stop - start,
+        return embedded.evaluate_rows(shipped(bundle_key).trainer(), sources, 0, stop - start,
                                       batch_size, seed, first_row=start)
     except GraphspecError as exc:
         return ChunkFailure(f"rows {start}-{stop}: {exc}")
@@ -182,12 +183,23 @@ def evaluate_chunk(bundle: ModelBundle, blocks: dict, start: int, stop: int,
 # -- running chunks ------------------------------------------------------------------------
 def _run_chunks(client, task, bundle, chunks: list, chunk: int, rows: int, batch_size,
                 seed, retries: int, timeout, on_result, bar) -> None:
-    """Submit ``task`` per chunk (a few per worker ahead), hand each result to
-    ``on_result(index, result)``; the first failure cancels the rest and is raised."""
+    """Ship ``bundle`` to every worker once, submit ``task`` per chunk (a few per worker
+    ahead), hand each result to ``on_result(index, first_row, result)``; the first
+    failure cancels the rest and is raised."""
+    from .dask_plugin import ship
+    with ship(client, bundle) as bundle_key:
+        _submit_chunks(client, task, bundle_key, chunks, chunk, rows, batch_size, seed,
+                       retries, timeout, on_result, bar)
+
+
+def _submit_chunks(client, task, bundle_key, chunks, chunk, rows, batch_size, seed,
+                   retries, timeout, on_result, bar) -> None:
     dask, _, distributed = require_dask()
-    bundle_future = client.scatter(bundle, broadcast=True)
     workers = max(1, len(client.scheduler_info().get("workers", {})))
     pending = iter(range(len(chunks)))
+    # Keys name the task and chunk and are new per run: a key reused with other data
+    # would be served the old result by the scheduler.
+    run = uuid.uuid4().hex[:12]
     # ``timeout`` bounds the whole run: a stuck cluster gives one line, not a hang.
     index_of, in_flight = {}, distributed.as_completed(timeout=timeout)
 
@@ -196,10 +208,10 @@ def _run_chunks(client, task, bundle, chunks: list, chunk: int, rows: int, batch
         if i is None:
             return
         start, stop = i * chunk, min((i + 1) * chunk, rows)
-        call = dask.delayed(task, pure=False)(bundle_future, chunks[i], start, stop,
+        call = dask.delayed(task, pure=False)(bundle_key, chunks[i], start, stop,
                                               batch_size, seed,
                                               dask_key_name=f"graphspec-{task.__name__}-"
-                                                            f"{bundle.key[:12]}-{i}")
+                                                            f"{run}-{i}")
         future = client.compute(call, retries=retries)
         index_of[future.key] = (i, start, stop)
         in_flight.add(future)
@@ -221,8 +233,6 @@ def _run_chunks(client, task, bundle, chunks: list, chunk: int, rows: int, batch
     finally:
         for future in list(in_flight.futures):
             future.cancel()
-        with contextlib.suppress(Exception):
-            client.cancel([bundle_future])
 
 
 def _result(future, start, stop, distributed):
