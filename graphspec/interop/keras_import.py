@@ -257,6 +257,10 @@ class _Importer:
                 self.check_dtype(value, here)
             elif key in schema:
                 value = self.value(key, value, here)
+                allowed = schema[key].get("enum")
+                if allowed is not None and value not in allowed:
+                    self.fail(here, f"{cls} {key}={value!r} is not one graphspec has "
+                                    f"({', '.join(map(str, allowed))})")
                 if "default" not in schema[key] or value != schema[key]["default"]:
                     out[key] = value
             elif key in converter.keras_only:

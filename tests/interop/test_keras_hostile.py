@@ -228,3 +228,10 @@ def test_shapes_keras_recorded_must_be_graphspecs(tiny, tmp_path):
             [None, 7]
     refused(with_config(tiny, tmp_path, edit), "config.layers[2].inbound_nodes[0].args[0]",
             "Keras records shape (None, 7)", "graphspec infers (None, 3)")
+
+
+def test_activation_graphspec_lacks_is_refused_at_its_json_path(tiny, tmp_path):
+    def edit(config):
+        config["config"]["layers"][1]["config"]["activation"] = "mish"
+    refused(with_config(tiny, tmp_path, edit), "config.layers[1].config.activation",
+            "Dense activation='mish' is not one graphspec has")
