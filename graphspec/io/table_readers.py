@@ -279,6 +279,48 @@ def read_columns(path, kind: str, header: list, numeric: list, text: list,
 
 
 # -- a first look at a table (graphspec init) -------------------------------------------
+def _sample_csv(path, max_rows) -> tuple:
+    header = _csv_header(path)
+    cells = {c: [] for c in header}
+    stores = [cells[c] for c in header]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            next(reader)
+            for row in reader:
+                if len(row) == len(header):
+                    for store, value in zip(stores, row):
+                        store.append(value)
+                if len(stores[0]) >= max_rows:
+                    break
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except csv.Error as exc:
+        raise InputError(f"{path}, line {reader.line_num}: {exc}") from None
+    return header, cells
+
+
+def _sample_parquet(path, max_rows) -> tuple:
+    """Numeric Parquet columns as numbers (nulls as NaN: not numeric), others as text."""
+    pa, pq = _pyarrow(path)
+    try:
+        batch = next(pq.ParquetFile(path).iter_batches(batch_size=max_rows), None)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"cannot read '{path}' as Parquet: {str(exc)[:160]}") from None
+    header = list(batch.schema.names) if batch is not None else _parquet_header(path)
+    cells = {}
+    for name in header:
+        column = batch.column(name) if batch is not None else pa.array([])
+        kind = column.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or \
+                pa.types.is_boolean(kind) or pa.types.is_decimal(kind):
+            cells[name] = [repr(float(v)) if v is not None else "nan"
+                           for v in column.to_pylist()]
+        else:
+            cells[name] = ["" if v is None else str(v) for v in column.to_pylist()]
+    return header, cells
+
+
 def profile_columns(path, max_rows: int = 100_000) -> list:
     """Per column: name, numeric (every sampled cell a finite number), integer-valued,
     distinct values (up to 1000 counted), rows sampled. Reads at most ``max_rows``."""
@@ -287,23 +329,7 @@ def profile_columns(path, max_rows: int = 100_000) -> list:
     kind = table_kind(path)
     if kind is None:
         raise InputError(f"'{path}' is neither a CSV (UTF-8 text) nor a Parquet table")
-    if kind == "parquet":
-        _, pq = _pyarrow(path)
-        table = pq.read_table(path).slice(0, max_rows)
-        header = table.column_names
-        cells = {c: [str(v) for v in table.column(c).to_pylist()] for c in header}
-    else:
-        header = _csv_header(path)
-        cells = {c: [] for c in header}
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            next(reader)
-            for row in reader:
-                if len(row) == len(header):
-                    for c, v in zip(header, row):
-                        cells[c].append(v)
-                if len(cells[header[0]]) >= max_rows:
-                    break
+    header, cells = (_sample_parquet if kind == "parquet" else _sample_csv)(path, max_rows)
     profile = []
     for name in header:
         values = cells[name]

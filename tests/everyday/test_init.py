@@ -114,3 +114,18 @@ def test_init_errors_are_one_line(tmp_path, write_csv):
     assert result.output.strip().endswith("no column 'lable' to predict; its columns: a, label")
     result = CliRunner().invoke(init, ["--data", path, "--target", "a", "-o", path])
     assert result.exit_code != 0 and "--data" in result.output
+
+
+def test_init_reads_parquet_with_its_types(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2))
+    table = pa.table({"a": x[:, 0], "flag": rng.random(60) > 0.5, "b": x[:, 1],
+                      "kind": np.where(x[:, 0] + x[:, 1] > 0, "up", "down")})
+    pq.write_table(table, tmp_path / "d.parquet")
+    text, summary = starting_spec(str(tmp_path / "d.parquet"), "kind")
+    assert 'features: {columns: "a:b"}' in text and "units: 2, activation: softmax" in text
+    arrays, vocab = load_table(str(tmp_path / "d.parquet"), yaml.safe_load(text)["training"]
+                               ["default"]["data"])
+    assert arrays["features"].shape == (60, 3) and vocab == {"kind": ["down", "up"]}

@@ -244,3 +244,16 @@ def test_a_fifo_as_spec_is_not_opened(tmp_path):
     assert not modelfile.is_model_file(fifo)
     with pytest.raises(graphspec.GraphspecError, match="not a regular file"):
         modelfile.prepare(fifo)
+
+
+def test_a_model_file_gets_the_npz_size_limits(trained, tmp_path, monkeypatch):
+    graph, _ = trained
+    out = str(tmp_path / "m.gspec.zip")
+    graph.params = {"input_dim": 64}
+    modelfile.save_model(graph, out, "mlp")
+    from graphspec.io import files
+    monkeypatch.setattr(files, "MAX_ARRAY_BYTES", 1000)      # the model is ~20 KB inflated
+    with pytest.raises(InputError, match="zip bomb"):
+        modelfile.open_model_file(out)
+    with pytest.raises(InputError, match="zip bomb"):
+        modelfile.load_model(out)
