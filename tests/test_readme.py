@@ -3,8 +3,9 @@
 Blocks fenced ```sh, ```bash or ```python are run in file order in one temporary copy of
 the repository (so a later block sees the files an earlier one wrote): shell blocks by
 ``bash -e -o pipefail`` with the venv's ``bin`` first on PATH, Python blocks by the venv's
-python, both importing the copy's ``graphspec``. A block that cannot run here (``pip install``, ``make test`` itself, ``git push``)
-is skipped by writing ``<!-- readme-test: skip -->`` on the line before its fence.
+python, both importing the copy's ``graphspec``. A block that cannot run here (``pip
+install``, ``make test`` itself, ``git push``) is skipped by writing
+``<!-- readme-test: skip -->`` on the line before its fence.
 """
 from __future__ import annotations
 

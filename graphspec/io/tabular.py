@@ -117,27 +117,29 @@ def _fields(path, header, mapping) -> list:
 
 
 def _categories(path, field, values, vocabulary, line_of) -> tuple:
-    """Class ids of ``values`` and the vocabulary they index."""
+    """Class ids of ``values`` and the vocabulary they index (sorted names for auto).
+
+    An empty cell is a missing value, not a category, unless a given vocabulary has ""."""
     values = np.asarray(values, dtype=object)
     uniques, inverse = np.unique(values.astype(str), return_inverse=True)
+    inverse = inverse.reshape(-1)
+    blank = [i for i, u in enumerate(uniques) if not u.strip()]
+    if blank and (vocabulary is None or uniques[blank[0]] not in vocabulary):
+        row = int(np.argmax(inverse == blank[0])) + 1
+        raise located(path, line_of(row), row, field.columns[0], "empty cell")
     if vocabulary is None:
         if uniques.size > MAX_VOCABULARY:
             raise InputError(f"{path}: column '{field.columns[0]}' has {uniques.size} "
                              f"distinct values, more than {MAX_VOCABULARY} categories")
         vocabulary = [str(u) for u in uniques]
     lookup = {word: i for i, word in enumerate(vocabulary)}
-    codes = np.array([lookup.get(str(u), -1) for u in uniques], dtype=np.int64)
-    ids = codes[inverse.reshape(-1)]
+    ids = np.array([lookup.get(str(u), -1) for u in uniques], dtype=np.int64)[inverse]
     if (ids < 0).any():
         row = int(np.argmax(ids < 0)) + 1
         known = ", ".join(vocabulary[:6]) + (", ..." if len(vocabulary) > 6 else "")
         raise located(path, line_of(row), row, field.columns[0],
-                       f"'{str(values[row - 1])[:40]}' is not one of the "
-                       f"{len(vocabulary)} categories the model knows ({known})")
-    empty = [i for i, u in enumerate(uniques) if not str(u).strip()]
-    if empty and "" not in lookup:
-        row = int(np.argmax(inverse.reshape(-1) == empty[0])) + 1
-        raise located(path, line_of(row), row, field.columns[0], "empty cell")
+                      f"'{str(values[row - 1])[:40]}' is not one of the "
+                      f"{len(vocabulary)} categories the model knows ({known})")
     return ids, vocabulary
 
 

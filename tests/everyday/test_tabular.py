@@ -144,7 +144,8 @@ def test_parse_columns_option():
 def test_predictions_csv_names_the_argmax_category(tmp_path):
     out = tmp_path / "out.csv"
     probabilities = np.array([[0.1, 0.7, 0.2], [0.8, 0.1, 0.1]], np.float32)
-    names = write_predictions_csv(str(out), {"species": probabilities, "size": np.array([[1.5], [2.0]])},
+    outputs = {"species": probabilities, "size": np.array([[1.5], [2.0]])}
+    names = write_predictions_csv(str(out), outputs,
                                   {"species": ["setosa", "versicolor", "virginica"]})
     assert names == ["species", "species_probability", "size"]
     lines = out.read_text().splitlines()
@@ -187,3 +188,10 @@ def test_category_names_cannot_become_spreadsheet_formulas(tmp_path):
     with open(out, newline="") as handle:
         names = [row["y"] for row in csv.DictReader(handle)]
     assert names == ["'=HYPERLINK(\"http://x\")", "-1", "'@SUM(A1)"]
+
+
+def test_an_empty_category_cell_is_missing_data(tmp_path, write_csv, reader):
+    path = write_csv(tmp_path / "e.csv", ["p0", "p1", "p2", "label"],
+                     [["1", "2", "3", "cat"], ["1", "2", "3", ""]])
+    with pytest.raises(InputError, match=r"line 3 \(data row 2\), column 'label': empty cell"):
+        load_table(path, MAPPING)
