@@ -10,9 +10,11 @@ The estimate is deliberately simple and errs on the large side:
 - weights: parameters x dtype size; training adds one gradient per trainable weight
   and the optimizer's slots (SGD momentum 1, RMSprop 1, Adam 2);
 - activations: the executor keeps every tensor of a run (inputs and each node's
-  outputs, sub-models expanded), so per sample it is the sum of their sizes; training
-  keeps them on the tape and adds their gradients and the ops' intermediates (x3).
-  Unknown non-batch dimensions (a variable sequence length) count as 1.
+  outputs, sub-models expanded), so per sample it is the sum of their sizes, plus a
+  convolution's im2col patches (the largest one for inference, all of them for
+  training); training keeps them on the tape and adds their gradients and the ops'
+  intermediates (x3). Unknown non-batch dimensions (a variable sequence length) count
+  as 1; the internals of wrappers (TimeDistributed, Bidirectional) are not counted.
 
 This module reads the compiled graph only (``graph/``); nothing above it.
 """
@@ -94,13 +96,27 @@ def _is_model(layer) -> bool:
     return hasattr(layer, "nodes") and hasattr(layer, "inputs")
 
 
-def _outputs_by_layer(model, into: dict) -> None:
-    """Bytes per sample of every node output, by layer name, sub-models expanded."""
+def _workspace(node, dtype) -> int:
+    """Bytes per sample of a convolution's im2col patch matrix: every output position
+    times the kernel's receptive field (a kernel of rank >= 3 is a convolution's)."""
+    spec = node.layer.weight_shapes.get("kernel") if hasattr(node.layer, "weight_shapes") \
+        else None
+    if spec is None or len(spec.shape) < 3 or not node.output_tensors:
+        return 0
+    positions = math.prod(1 if d is None else int(d)
+                          for d in tuple(node.output_tensors[0].shape)[1:-1])
+    return positions * math.prod(spec.shape[:-1]) * np.dtype(dtype).itemsize
+
+
+def _outputs_by_layer(model, into: dict, work: dict, dtype) -> None:
+    """Bytes per sample of every node output (and convolution workspace), by layer
+    name, sub-models expanded."""
     for node in model.nodes:
         out = sum(_per_sample(t) for t in node.output_tensors)
         into[node.layer.name] = into.get(node.layer.name, 0) + out
+        work[node.layer.name] = work.get(node.layer.name, 0) + _workspace(node, dtype)
         if _is_model(node.layer):
-            _outputs_by_layer(node.layer, into)
+            _outputs_by_layer(node.layer, into, work, dtype)
 
 
 def _slots(optimizer) -> int:
@@ -121,8 +137,17 @@ def estimate(model, batch_size: int, training: bool = False, optimizer=None) -> 
     graph = getattr(model, "graph", None)
     dtype = getattr(graph, "dtype", "float32")
     per_weight = 1 + ((1 + _slots(optimizer)) if training else 0)
-    activations = {}
-    _outputs_by_layer(model, activations)
+    activations, work = {}, {}
+    _outputs_by_layer(model, activations, work, dtype)
+    # Inference frees each convolution's patches after its product: the largest one is
+    # the peak. Training keeps them for the kernel's gradient: all of them, on the tape.
+    if training:   # kept once (not tripled like the outputs and their gradients)
+        activations = {name: size + work.get(name, 0) / TRAINING_ACTIVATION_FACTOR
+                       for name, size in activations.items()}
+    else:
+        largest = max(work, key=work.get, default=None)
+        if largest is not None:
+            activations[largest] += work[largest]
     own = model.layers()
     rows, weights, total = [], 0, 0
     for layer in own:
@@ -130,14 +155,15 @@ def estimate(model, batch_size: int, training: bool = False, optimizer=None) -> 
         extra = trainable * (per_weight - 1)
         weights += everything
         total += everything + extra
-        rows.append(LayerBytes(layer.name, everything + extra, activations.pop(layer.name, 0)))
-    rows += [LayerBytes(name, 0, size) for name, size in activations.items()]
+        rows.append(LayerBytes(layer.name, everything + extra,
+                               math.ceil(activations.pop(layer.name, 0))))
+    rows += [LayerBytes(name, 0, math.ceil(size)) for name, size in activations.items()]
     if graph is not None:
         mine = {id(layer) for layer in own}
         total += sum(_weight_bytes(layer, dtype)[0] for layer in graph.layers.values()
                      if id(layer) not in mine)
-    per_sample = sum(_per_sample(t) for t in model.inputs) + \
-        sum(row.activations_per_sample for row in rows)
+    per_sample = math.ceil(sum(_per_sample(t) for t in model.inputs)
+                           + sum(row.activations_per_sample for row in rows))
     return MemoryEstimate(model=model.name, batch_size=int(batch_size), weights_bytes=weights,
                           weights_total_bytes=total, activation_bytes_per_sample=per_sample,
                           activation_factor=TRAINING_ACTIVATION_FACTOR if training else 1,

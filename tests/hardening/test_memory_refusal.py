@@ -150,3 +150,27 @@ def test_a_weights_file_counts_what_loading_it_allocates(tmp_path):
                  f"x={tmp_path / 'x.npy'}", "--max-memory", "1M")
     assert result.exit_code == 1
     assert "--weights file 2.0 MiB" in result.output
+
+
+CONV = """
+graphspec: 1
+layers:
+  conv: {type: Conv2D, filters: 4, kernel_size: 3, padding: same}
+models:
+  c:
+    inputs:
+      image: {shape: [8, 8, 3]}
+    calls:
+      - {layer: conv, in: image, out: features}
+    outputs: [features]
+"""
+
+
+def test_a_convolution_counts_its_im2col_patches():
+    model = graphspec.loads(CONV, initialize=False).model()
+    image, features, patches = 8 * 8 * 3 * 4, 8 * 8 * 4 * 4, 8 * 8 * (3 * 3 * 3) * 4
+    assert memory.estimate(model, 1).activation_bytes_per_sample == image + features + patches
+    trained = memory.estimate(model, 10, training=True, optimizer="sgd")
+    weights = (3 * 3 * 3 * 4 + 4) * 4
+    # outputs and their gradients x3, the patches kept once for the kernel's gradient
+    assert trained.total() == weights * 3 + 10 * (3 * (image + features) + patches)
