@@ -105,6 +105,8 @@ def _csv_reference(path, header, columns) -> dict:
         raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except csv.Error as exc:
         raise InputError(f"{path}, line {reader.line_num}: {exc}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read '{path}': {exc.strerror or exc}") from None
     return cells
 
 
@@ -182,7 +184,7 @@ def _loadtxt(path, header, numeric):
         with np.errstate(all="ignore"):
             array = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2,
                                usecols=[header.index(c) for c in numeric], quotechar='"',
-                               encoding="utf-8-sig")
+                               comments=None, encoding="utf-8-sig")   # '#' is data here
     except (ValueError, IndexError, UnicodeDecodeError):
         return None
     if not np.all(np.isfinite(array)):

@@ -195,3 +195,10 @@ def test_an_empty_category_cell_is_missing_data(tmp_path, write_csv, reader):
                      [["1", "2", "3", "cat"], ["1", "2", "3", ""]])
     with pytest.raises(InputError, match=r"line 3 \(data row 2\), column 'label': empty cell"):
         load_table(path, MAPPING)
+
+
+def test_a_hash_in_a_cell_is_data_not_a_comment(tmp_path, write_csv, reader):
+    path = write_csv(tmp_path / "h.csv", ["p0", "p1"], [["1", "2"], ["3", "4 #note"]])
+    with pytest.raises(InputError, match=r"line 3 \(data row 2\), column 'p1': '4 #note' is "
+                                         r"not a number"):
+        load_table(path, {"x": {"columns": "p0:p1"}})
