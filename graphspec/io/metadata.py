@@ -171,7 +171,7 @@ def read_metadata(arrays: dict, source: str = "weights") -> dict | None:
 def _validate(meta, bad: str) -> None:
     import jsonschema   # a core dependency; lazy like every schema user
     validator = jsonschema.Draft202012Validator(METADATA_SCHEMA)
-    error = next(iter(sorted(validator.iter_errors(meta), key=lambda e: list(e.path))), None)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(meta))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "top level"
         raise InputError(f"{bad}: at {where[:80]}: {error.message[:120]}")
