@@ -1,7 +1,6 @@
 """Commands that build and run models: build, predict, inspect-nodes."""
 from __future__ import annotations
 
-import json
 
 import click
 import numpy as np
@@ -9,7 +8,7 @@ import numpy as np
 from ..autodiff import Variable, recording
 from ..errors import InputError
 from ..graph.summary import summary
-from ..io.files import guard_outputs, load_npy, save_npz
+from ..io.files import dumps_json, guard_outputs, load_npy, save_npz
 from ..layers.base import CallContext
 from ..runtime import memory
 from .common import (check_memory, fill_weights, friendly_errors, input_files, input_labels,
@@ -146,7 +145,7 @@ def inspect_nodes(spec, model_name, layer_name, fmt, inputs, weights, max_memory
             record["stats"] = [stats[id(t)] for t in node.output_tensors]
         records.append(record)
     if fmt == "json":
-        click.echo(json.dumps(records, indent=2))
+        click.echo(dumps_json(records, indent=2))
         return
     click.echo(_node_table(records))
     for est in estimates:

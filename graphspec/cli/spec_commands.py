@@ -9,7 +9,7 @@ import click
 
 from .. import api
 from ..graph.summary import to_dot, to_mermaid
-from ..io.files import atomic_write, guard_outputs
+from ..io.files import atomic_write, dumps_json, guard_outputs
 from ..spec.schema import spec_schema
 from .common import fail, friendly_errors, parse_params, set_option
 
@@ -57,7 +57,8 @@ def validate(paths, fmt, params):
         invalid += bool(errors)
         report.append((file, errors))
     if fmt == "json":
-        click.echo(json.dumps([{"file": f, "valid": not errs, "errors": [e.as_dict() for e in errs]}
+        click.echo(dumps_json([{"file": f, "valid": not errs,
+                                "errors": [e.as_dict() for e in errs]}
                                for f, errs in report], indent=2))
     else:
         for file, errors in report:

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 
 import click
 
 from ..errors import InputError, SpecError
-from ..io.files import guard_outputs, inside, load_npz, remove_stale_temps, save_json
+from ..io.files import (dumps_json, guard_outputs, inside, load_npz, remove_stale_temps,
+                        save_json)
 from ..io.locks import locked
 from ..train.job import build_job
 from ..train.losses import get_loss
@@ -209,7 +209,7 @@ def evaluate(spec, model_name, job_name, data, weights, batch_size, loss, fmt, m
     with _naming(data):
         result = Trainer(graph, job).evaluate(load_npz(data), batch_size)
     if fmt == "json":
-        click.echo(json.dumps(result, indent=2))
+        click.echo(dumps_json(result, indent=2))
     else:
         click.echo(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
 

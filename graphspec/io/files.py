@@ -247,9 +247,26 @@ def save_npz(path, arrays: dict) -> None:
         np.savez(handle, **arrays)
 
 
+def json_safe(obj):
+    """``obj`` with NaN and +-Infinity as null: JSON has no such numbers, and strict
+    parsers (JavaScript's, jq's, Go's) reject Python's bare ``NaN``."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {key: json_safe(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(value) for value in obj]
+    return obj
+
+
+def dumps_json(obj, **kwargs) -> str:
+    """Valid JSON text for ``obj`` (non-finite numbers as null)."""
+    return json.dumps(json_safe(obj), allow_nan=False, **kwargs)
+
+
 def save_json(path, obj) -> None:
     with atomic_write(path, "w") as handle:
-        json.dump(obj, handle, indent=2, sort_keys=True)
+        handle.write(dumps_json(obj, indent=2, sort_keys=True))
         handle.write("\n")
 
 

@@ -1,11 +1,15 @@
 """Messages a user sees when a flag is wrong or a run is interrupted (issue 15
 "Messages", issue 9 SIGINT): one line that names what was typed."""
+import json
+import math
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from specs_util import MLP, write_spec
 
 from graphspec.cli import main
+from graphspec.io import files
 from graphspec.train.trainer import Trainer
 
 TRAINABLE = MLP + """
@@ -112,3 +116,23 @@ def test_weights_of_another_spec_list_the_mismatches_and_say_how_to_compare(tmp_
     assert result.exit_code == 1 and len(result.output.splitlines()) == 1
     assert "'dense_1/kernel' has shape (4, 5), the spec needs (4, 8)" in result.output
     assert f"compare the layers with: graphspec inspect-nodes {spec}" in result.output
+
+
+def _strict(text):
+    def refuse(constant):
+        raise ValueError(f"bare {constant} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_outputs_are_strict_json(tmp_path):
+    """Issue 15: no bare NaN/Infinity (history, evaluate/inspect-nodes/validate JSON)."""
+    history = {"loss": [0.5, float("nan")], "val_loss": [float("inf"), 1.0]}
+    files.save_json(tmp_path / "h.json", history)
+    assert _strict((tmp_path / "h.json").read_text()) == {"loss": [0.5, None],
+                                                          "val_loss": [None, 1.0]}
+    assert _strict(files.dumps_json({"a": -math.inf})) == {"a": None}
+    spec = write_spec(tmp_path, MLP)
+    np.save(tmp_path / "x.npy", np.ones((2, 4), np.float32))
+    result = run("inspect-nodes", spec, "--format", "json", "--input", f"x={tmp_path / 'x.npy'}",
+                 "--seed", "0")
+    assert _strict(result.stdout)[0]["layer"] == "dense_1"
