@@ -145,15 +145,17 @@ def run_evaluate(graph, data, job_name: str | None = None, model_name: str | Non
     trainer = Trainer(graph, build_job(graph, job_name, model_name, overrides or {}))
     label = os.fspath(data) if isinstance(data, (str, os.PathLike)) else "data"
     arrays = load_data(data) if isinstance(data, (str, os.PathLike)) else data
+    chunk_error = DataError
     try:
         if engine == "dask":
             from ..engines import dask_engine
+            chunk_error = dask_engine.ChunkError
             return dask_engine.evaluate(trainer.model, arrays, batch_size, job_name,
                                         overrides, chunk_rows, seed, scheduler,
                                         workers=workers, progress=progress)
         _embedded_only(engine, scheduler, chunk_rows, workers)
         return embedded.evaluate(trainer, arrays, batch_size, seed, progress)
-    except DataError as exc:
+    except (DataError, chunk_error) as exc:       # data problems name the data
         raise InputError(f"{label}: {exc}") from None
 
 

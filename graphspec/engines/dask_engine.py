@@ -51,6 +51,10 @@ def require_dask():
     return dask, da, distributed
 
 
+class ChunkError(InputError):
+    """A chunk's data was refused on a worker (the message names its rows)."""
+
+
 class ChunkFailure:
     """A chunk whose data is wrong: returned, not raised, so Dask does not retry it."""
 
@@ -69,8 +73,8 @@ def connect(scheduler: str | None = None, client=None, workers: int | None = Non
     _, _, distributed = require_dask()
     if scheduler:
         try:
-            client = distributed.Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError) as exc:
+            client = distributed.Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
             raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); start "
                              "one with `dask scheduler` and workers with `dask worker "
                              f"{scheduler}`, or drop --scheduler for a local cluster") from None
@@ -247,7 +251,7 @@ def _result(future, start, stop, distributed):
         raise InputError(f"rows {start}-{stop} failed on a Dask worker: "
                          f"{type(exc).__name__}: {exc}") from None
     if isinstance(result, ChunkFailure):
-        raise InputError(result.message)
+        raise ChunkError(result.message)
     return result
 
 

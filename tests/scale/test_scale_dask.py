@@ -156,3 +156,23 @@ def test_sweep_command_against_a_scheduler_address(client, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[0].split()[:4] == ["rank", "lr", "units", "val_loss"]
     assert (tmp_path / "results.json").exists()
+
+
+def test_runners_against_a_scheduler_address(client, digits, tmp_path):
+    from graphspec.cli.scale_commands import run_evaluate, run_predict
+    data, directory = digits
+    graph, address = mlp(), client.scheduler.address
+    written = run_predict(graph.model(), {"pixels": str(directory / "pixels.npy")},
+                          f"{tmp_path / 'out'}/", engine="dask", batch_size=50,
+                          chunk_rows=200, scheduler=address)
+    expected = graph.model().predict(data["pixels"], batch_size=50)["digit"]
+    assert np.array_equal(np.load(written["digit"]), expected)
+    trainer = Trainer(graph, build_job(graph))
+    assert run_evaluate(graph, directory, engine="dask", batch_size=50, chunk_rows=200,
+                        scheduler=address) == trainer.evaluate(data, 50)
+    bad = dict(data, digit=data["digit"].astype(float))
+    bad["digit"][777] = np.nan
+    save_dir(tmp_path / "bad", bad)
+    with pytest.raises(InputError, match=r"bad: rows 600-800: target 'digit' contains NaN"):
+        run_evaluate(graph, tmp_path / "bad", engine="dask", batch_size=50, chunk_rows=200,
+                     scheduler=address)
