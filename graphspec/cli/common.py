@@ -1,5 +1,12 @@
 """What every command shares: one-line errors instead of tracebacks, option parsing,
-loading a spec with its weights."""
+loading a spec in three steps (compile without weights, check memory, allocate).
+
+A command that reads SPEC [--weights W]::
+
+    graph = open_spec(spec, params)                  # shapes only, nothing allocated
+    check_memory(graph.model(name), batch, max_memory, weights)   # refuse up front
+    fill_weights(graph, seed, weights)               # now allocate / load
+"""
 from __future__ import annotations
 
 import functools
@@ -12,7 +19,7 @@ import yaml
 
 from .. import api, errors
 from ..errors import GraphspecError, InputError, SpecErrors
-from ..io.files import load_npy, npz_bytes
+from ..io.files import npz_bytes
 from ..runtime import memory
 
 
@@ -92,16 +99,10 @@ def input_labels(files: dict) -> dict:
     return {f"--input {name}": path for name, path in files.items()}
 
 
-def parse_inputs(values) -> dict:
-    return {name: load_npy(path) for name, path in input_files(values).items()}
-
-
 set_option = click.option("--set", "params", multiple=True, metavar="NAME=VALUE",
                           help="Override a spec param (repeatable), e.g. --set image_size=32.")
 seed_option = click.option("--seed", type=int, default=None,
                            help="Seed for weight initialisation and sampling layers.")
-
-
 
 
 class _Size(click.ParamType):
@@ -169,14 +170,3 @@ def fill_weights(graph, seed, weights, warn_if_random: bool = False):
                    f"--seed {seed} repeats them); pass --weights W.npz from build or train",
                    err=True)
     return seed
-
-
-def load_graph(spec, seed, weights, params, max_memory=None):
-    """Compile, check that every model's weights fit, then allocate them."""
-    graph = open_spec(spec, params)
-    for model in graph.models.values():
-        check_memory(model, 0, max_memory, weights)
-    fill_weights(graph, seed, weights)
-    return graph
-
-

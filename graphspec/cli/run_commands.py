@@ -1,7 +1,6 @@
 """Commands that build and run models: build, predict, inspect-nodes."""
 from __future__ import annotations
 
-
 import click
 import numpy as np
 
