@@ -132,6 +132,10 @@ def inspect_nodes(spec, model_name, layer_name, fmt, inputs, weights, max_memory
         raise InputError(f"{spec} has no layer '{layer_name}'")
     models = [graph.model(model_name)] if model_name or files else list(graph.models.values())
     arrays = {name: load_npy(path) for name, path in files.items()}
+    for name, array in arrays.items():
+        if array.ndim and not array.shape[0]:
+            raise InputError(f"--input {name}: {files[name]} has 0 rows (shape {array.shape}); "
+                             "node statistics need at least one sample")
     estimates = [check_memory(m, _rows(arrays) if arrays else 0, max_memory, weights)
                  for m in models]
     seed = fill_weights(graph, seed, weights, warn_if_random=bool(files))

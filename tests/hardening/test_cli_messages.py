@@ -136,3 +136,12 @@ def test_json_outputs_are_strict_json(tmp_path):
     result = run("inspect-nodes", spec, "--format", "json", "--input", f"x={tmp_path / 'x.npy'}",
                  "--seed", "0")
     assert _strict(result.stdout)[0]["layer"] == "dense_1"
+
+
+def test_inspect_nodes_on_zero_rows_is_a_refusal_not_an_internal_error(tmp_path):
+    spec = write_spec(tmp_path, MLP)
+    np.save(tmp_path / "x0.npy", np.ones((0, 4), np.float32))
+    result = run("inspect-nodes", spec, "--input", f"x={tmp_path / 'x0.npy'}", "--seed", "0")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (f"error: --input x: {tmp_path / 'x0.npy'} has 0 rows "
+                                     "(shape (0, 4)); node statistics need at least one sample")
