@@ -46,7 +46,13 @@ def import_keras(path) -> KerasImport:
     the file and JSON path, anything graphspec cannot express exactly."""
     with open_keras(path) as archive:
         importer = _Importer(archive)
-        top = importer.model(archive.config, "", "", 0)
+        try:
+            top = importer.model(archive.config, "", "", 0)
+        except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
+            # a value of the wrong JSON type where the checks above did not look
+            raise InputError(f"{archive.file}: config.json is not a Keras 3 model config "
+                             f"this importer understands ({type(exc).__name__}: {exc})") \
+                from None
     spec = {"graphspec": 1,
             "description": f"Keras model '{top}' imported by graphspec import-keras",
             "layers": importer.layers, "models": importer.models}

@@ -9,6 +9,7 @@ Tensors are named after the layer that makes them: ``dense`` (one node, one outp
 from __future__ import annotations
 
 import re
+from collections import deque
 
 from ..errors import InputError
 from .keras_layers import unique_group_names
@@ -132,43 +133,52 @@ class ModelBuilder:
         return {"inputs": self.inputs, "calls": self.calls, "outputs": outputs}
 
     def _emit_calls(self, pending, order):
-        """Calls in the order ``functional_from_config`` makes them (node indices kept)."""
-        while pending:
-            progress = False
-            for keras_name in order:
-                queue = pending.get(keras_name)
-                while queue:
-                    inputs = self._node_inputs(*queue[0][1:])
-                    if inputs is None:
-                        break
-                    self._call(keras_name, queue.pop(0)[0], inputs)
-                    progress = True
-                if queue == []:
-                    del pending[keras_name]
-            if not progress:
-                first = next(iter(pending.values()))[0]
-                self.imp.fail(first[2], "this node's inputs are never produced (a cycle, "
-                                        "or a reference to a missing layer or node)")
+        """One call per node, each layer's nodes in index order, a node as soon as the
+        tensors it reads exist; a layer waiting on a tensor is retried when that tensor
+        is made (linear in the nodes even for a config listed in reverse order)."""
+        waiting, ready = {}, deque(order)
+        while ready:
+            keras_name = ready.popleft()
+            queue = pending[keras_name]
+            while queue:
+                node, data, where = queue[0]
+                inputs, missing = self._node_inputs(data, where)
+                if missing is not None:
+                    waiting.setdefault(missing, []).append(keras_name)
+                    break
+                queue.pop(0)
+                for made in self._call(keras_name, node, inputs):
+                    ready.extend(waiting.pop(made, []))
+        stuck = [q[0] for q in pending.values() if q]
+        if stuck:
+            self.imp.fail(stuck[0][2], "this node's inputs are never produced (a cycle, "
+                                       "or a reference to a missing layer or node)")
 
     def _node_inputs(self, data, where):
         """Spec tensor names a node reads, or None if one is not produced yet."""
         if not isinstance(data, dict) or not isinstance(data.get("args"), list):
             self.imp.fail(where, "expected a node {args, kwargs} (Keras 3 format)")
-        for key, value in (data.get("kwargs") or {}).items():
+        kwargs = data.get("kwargs") or {}
+        if not isinstance(kwargs, dict):
+            self.imp.fail(where + ".kwargs", "expected a mapping of call arguments")
+        for key, value in kwargs.items():
             if value not in (None, False):
                 self.imp.fail(f"{where}.kwargs.{key}", f"call argument {key}={value!r} "
                               "is not supported (graphspec calls layers on tensors only)")
         leaves = []
 
-        def flatten(value, path):
-            if isinstance(value, list):
+        def flatten(value, path, depth=0):
+            if isinstance(value, list) and depth < 8:
                 for i, item in enumerate(value):
-                    flatten(item, f"{path}[{i}]")
+                    flatten(item, f"{path}[{i}]", depth + 1)
             elif isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
-                config = value.get("config") or {}
+                config = value.get("config") if isinstance(value.get("config"), dict) else {}
                 history = config.get("keras_history")
-                if not (isinstance(history, list) and len(history) == 3):
-                    self.imp.fail(path, "a tensor without keras_history")
+                if not (isinstance(history, list) and len(history) == 3
+                        and isinstance(history[0], str)
+                        and all(type(i) is int for i in history[1:])):
+                    self.imp.fail(path, "a tensor without a keras_history [layer, node, "
+                                        "tensor]")
                 leaves.append((tuple(history), path, config.get("shape")))
             else:
                 self.imp.fail(path, "a call argument that is not a tensor")
@@ -176,15 +186,16 @@ class ModelBuilder:
         if not leaves:
             self.imp.fail(where, "a call with no input tensor")
         names = []
-        for key, path, shape in leaves:
+        for key, path, _ in leaves:
             if key[0] not in self.entries:
                 self.imp.fail(path, f"refers to unknown layer '{key[0]}'")
             if key not in self.tensors:
-                return None
+                return None, key
             names.append(self.tensors[key])
-            # checked against graphspec's shape inference once the spec compiles
-            self.imp.keras_shapes.append((self.name, self.tensors[key], shape, path))
-        return names
+        # checked against graphspec's shape inference once the spec compiles
+        self.imp.keras_shapes += [(self.name, name, shape, path)
+                                  for name, (_, path, shape) in zip(names, leaves)]
+        return names, None
 
     def _call(self, keras_name, node, inputs):
         ref, node_count, _ = self.entries[keras_name]
@@ -197,6 +208,7 @@ class ModelBuilder:
             outs.append(self._tensor((keras_name, node, i), base))
         self.calls.append({"layer": spec_ref, "in": inputs[0] if len(inputs) == 1 else inputs,
                            "out": outs[0] if count == 1 else outs})
+        return [(keras_name, node, i) for i in range(count)]
 
     def sequential(self, layers, build_shape) -> dict:
         first = layers[0] if isinstance(layers[0], dict) else {}

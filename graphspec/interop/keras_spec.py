@@ -77,7 +77,8 @@ def check_spec(text: str, source: str, weights: dict | None, keras_shapes=()) ->
     for model, tensor, shape, where in keras_shapes:
         ours = graph.models[model].tensor(tensor).shape
         if not _same_shape(shape, ours):
-            raise InputError(f"{source}: {where}: Keras records shape {tuple(shape or ())} "
+            raise InputError(f"{source}: {where}: Keras records shape "
+                             f"{tuple(shape) if isinstance(shape, list) else shape!r} "
                              f"for this input, graphspec infers {ours}: the layers differ "
                              "in meaning, so the model is not imported")
     if weights is None:

@@ -235,3 +235,39 @@ def test_activation_graphspec_lacks_is_refused_at_its_json_path(tiny, tmp_path):
         config["config"]["layers"][1]["config"]["activation"] = "mish"
     refused(with_config(tiny, tmp_path, edit), "config.layers[1].config.activation",
             "Dense activation='mish' is not one graphspec has")
+
+
+def _paths(value, path=()):
+    yield path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, path + (key,))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _paths(item, path + (i,))
+
+
+def test_any_value_of_the_wrong_type_gives_one_line(tiny, tmp_path):
+    """Every value of the config replaced by a value of another JSON type (each type in
+    turn, one per value to stay fast): the import succeeds or refuses with an
+    InputError, never another exception (no 'internal error')."""
+    import copy
+    original = json.loads(members(tiny)["config.json"])
+    target = tmp_path / "config.json"
+    outcomes = set()
+    replacements = ([], {}, None, "x", -1, [["x", 0, 0]], 2.5)
+    for n, path in enumerate(list(_paths(original))[1:]):
+        for replacement in (replacements[n % 7],):
+            config = copy.deepcopy(original)
+            parent = config
+            for key in path[:-1]:
+                parent = parent[key]
+            parent[path[-1]] = replacement
+            target.write_text(json.dumps(config))
+            try:
+                import_keras(target)
+                outcomes.add("ok")
+            except InputError as exc:
+                assert "\n" not in str(exc)
+                outcomes.add("refused")
+    assert outcomes == {"ok", "refused"}
