@@ -76,6 +76,7 @@ def pack(spec, weights, model_name, output, params):
 # -- init ------------------------------------------------------------------------------
 _NAME = re.compile(r"[^A-Za-z0-9_]")
 MAX_CLASSES_FROM_NUMBERS = 20   # an integer target with at most this many values is a class id
+MAX_CLASSES_FROM_TEXT = 1000    # more distinct texts than this and than half the rows: not classes
 
 
 def tensor_name(column: str, taken=()) -> str:
@@ -137,6 +138,10 @@ def starting_spec(data_path, target: str, task: str = "auto", hidden=(64, 32)) -
             mapping = f"{{column: {_yaml_string(target)}, categories: auto}}"
             _, vocab = load_table(data_path, {output: {"column": target, "categories": "auto"}})
             classes = len(vocab[output])
+            if classes > max(MAX_CLASSES_FROM_TEXT, by_name[target]["rows"] // 2):
+                raise InputError(f"{data_path}: column '{target}' has {classes} different "
+                                 "texts, too many to be categories (an identifier or free "
+                                 "text?); predict another column")
         head = f"{{type: Dense, units: {classes}, activation: softmax}}"
         loss, metrics = "sparse_categorical_crossentropy", "[accuracy]"
         what = f"{classes} classes"
@@ -145,7 +150,7 @@ def starting_spec(data_path, target: str, task: str = "auto", hidden=(64, 32)) -
         head = "{type: Dense, units: 1}"
         loss, metrics, what = "mse", "[mae]", "a number"
     rows = by_name[target]["rows"]
-    batch = 32 if rows >= 320 else 16
+    batch = 16 if rows < 320 else 32 if rows < 100_000 else 256   # ~10+ steps an epoch
     epochs = max(5, min(200, math.ceil(3000 * batch / max(rows, 1))))
     lines = [
         f"# Written by: graphspec init --data {data_path} --target {target}",

@@ -129,3 +129,10 @@ def test_init_reads_parquet_with_its_types(tmp_path):
     arrays, vocab = load_table(str(tmp_path / "d.parquet"), yaml.safe_load(text)["training"]
                                ["default"]["data"])
     assert arrays["features"].shape == (60, 3) and vocab == {"kind": ["down", "up"]}
+
+
+def test_an_identifier_is_not_a_category(tmp_path, write_csv):
+    path = write_csv(tmp_path / "ids.csv", ["x", "name"], [[str(i), f"id{i}"] for i in range(10)])
+    with pytest.raises(graphspec.InputError, match="has 10 different texts, too many to be "
+                                                   "categories"):
+        starting_spec(path, "name")
