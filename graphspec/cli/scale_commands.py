@@ -195,10 +195,11 @@ def sweep(spec, data, grid, job_name, epochs, seed, output, engine, scheduler, w
     last training loss. With --engine dask every point is a task on the cluster.
 
     \b
-    Examples:
-      graphspec sweep specs/mlp.yaml --data digits.npz --set input_dim=64 --epochs 5
-      graphspec sweep net.yaml --data train/ --set lr=0.001,0.003 --set units=64,128 -o sweep.json
-      graphspec sweep net.yaml --data d.npz --set lr=0.01,0.1 --engine dask --scheduler tcp://head:8786
+    Examples (net.yaml declares params lr and units):
+      graphspec sweep net.yaml --data train.npz --set lr=0.001,0.003 --set units=64,128
+      graphspec sweep net.yaml --data train/ --set lr=0.001,0.01 --epochs 5 -o sweep.json
+      graphspec sweep net.yaml --data train.npz --set lr=0.01,0.1 --engine dask \\
+          --scheduler tcp://head:8786
     """
     from ..engines.sweep import format_table, sweep as run_sweep
     guard({"-o": [output] if output else []},

@@ -66,6 +66,21 @@ def test_predict_equals_embedded_bit_for_bit(client, digits, tmp_path):
     assert [keys.count(key) for keys in per_worker.values()] == [1, 1]
 
 
+def test_seeded_sampling_model_is_the_same_on_any_engine_and_chunking(client):
+    # The VAE samples its latent code at inference; with a seed, the batch at row r
+    # draws from default_rng([seed, r]), wherever and in whatever chunk it runs.
+    import graphspec.api as api
+    from scale_util import ROOT
+    model = api.load(ROOT / "specs" / "vae.yaml", seed=0).models["vae"]
+    x = np.random.default_rng(0).random((300, 64))
+    local = embedded.predict(model, x, None, batch_size=20, seed=3)["reconstruction"]
+    assert not np.array_equal(local, embedded.predict(model, x, None, batch_size=20,
+                                                      seed=4)["reconstruction"])
+    remote = dask_engine.predict(model, x, None, batch_size=20, chunk_rows=60, seed=3,
+                                 client=client, timeout=TIMEOUT)["reconstruction"]
+    assert np.array_equal(remote, local)
+
+
 def test_evaluate_equals_embedded_and_trainer_exactly(client, digits):
     data, directory = digits
     graph = mlp()
