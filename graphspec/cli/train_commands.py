@@ -17,18 +17,25 @@ from .common import (INTERRUPTIONS, Interrupted, check_memory, fill_weights, fri
                      make_checkpoint_dir, max_memory_option, open_spec, seed_option, set_option)
 
 
-def _job_overrides(loss, optimizer, learning_rate, epochs, batch_size, validation_split,
-                   freeze) -> dict:
+def _job_overrides(loss, epochs, batch_size, validation_split, freeze) -> dict:
     overrides = {"epochs": epochs, "batch_size": batch_size,
                  "validation_split": validation_split}
     if loss:
         overrides["loss"] = loss
-    if optimizer or learning_rate:
-        overrides["optimizer"] = {"type": optimizer or "rmsprop",
-                                  **({"learning_rate": learning_rate} if learning_rate else {})}
     if freeze:
         overrides["freeze"] = list(freeze)
     return overrides
+
+
+def _optimizer_override(current: dict, optimizer, learning_rate) -> dict:
+    """The job's optimizer with only what the flags name changed (issue 15 defect 9:
+    ``--learning-rate`` alone used to swap an sgd job to rmsprop). A different
+    ``--optimizer`` starts from that optimizer's defaults: another type's
+    hyper-parameters (sgd's momentum) do not carry over."""
+    config = dict(current) if optimizer in (None, current.get("type")) else {"type": optimizer}
+    if learning_rate:
+        config["learning_rate"] = learning_rate
+    return config
 
 
 CHECKPOINT_FILE = "checkpoint.npz"   # the file Trainer.save_checkpoint writes in its directory
@@ -64,13 +71,18 @@ def _flag_problems(graph, job_name, model_name, loss, freeze) -> str | None:
     return None
 
 
-def _resolve_job(graph, job_name, model_name, overrides, loss=None, freeze=()):
+def _resolve_job(graph, job_name, model_name, overrides, loss=None, freeze=(), optimizer=None,
+                 learning_rate=None):
     problem = _flag_problems(graph, job_name, model_name, loss, freeze)
     if problem:
         raise InputError(problem)
     if model_name is None and not graph.training:
         model_name = graph.model(None).name   # flags alone: the spec's only model
-    return build_job(graph, job_name, model_name, overrides)
+    job = build_job(graph, job_name, model_name, overrides)
+    if optimizer is None and learning_rate is None:
+        return job
+    changed = _optimizer_override(job.optimizer.get_config(), optimizer, learning_rate)
+    return build_job(graph, job_name, model_name, {**overrides, "optimizer": changed})
 
 
 @contextlib.contextmanager
@@ -118,9 +130,9 @@ def _interrupted_note(exc, output, checkpoint) -> str:
               help="What a NaN/Inf loss does: stop with an error, or skip the batch.")
 @click.option("--loss", help="Loss for every output (overrides the job), e.g. mse.")
 @click.option("--optimizer", type=click.Choice(["sgd", "rmsprop", "adam"]),
-              help="Optimizer (overrides the job's).")
+              help="Optimizer type (replaces the job's, with that type's defaults).")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True),
-              help="Learning rate (overrides the job's).")
+              help="Learning rate; the job's optimizer and its other settings stay.")
 @click.option("--freeze", multiple=True, help="Freeze a layer or model for this job.")
 @max_memory_option
 @seed_option
@@ -149,9 +161,9 @@ def train(spec, model_name, job_name, data, epochs, batch_size, weights, output,
         checkpoint_file = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
     with _holding({"-o": output, "--checkpoint": checkpoint_file, "--history": history}):
         graph = open_spec(spec, params)
-        overrides = _job_overrides(loss, optimizer, learning_rate, epochs, batch_size,
-                                   validation_split, freeze)
-        job = _resolve_job(graph, job_name, model_name, overrides, loss, freeze)
+        overrides = _job_overrides(loss, epochs, batch_size, validation_split, freeze)
+        job = _resolve_job(graph, job_name, model_name, overrides, loss, freeze, optimizer,
+                           learning_rate)
         check_memory(job.model, job.batch_size, max_memory, weights, training=True,
                      optimizer=job.optimizer,
                      reads={"--data": data, "--checkpoint": checkpoint_file if resume else None})

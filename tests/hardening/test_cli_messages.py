@@ -145,3 +145,28 @@ def test_inspect_nodes_on_zero_rows_is_a_refusal_not_an_internal_error(tmp_path)
     assert result.exit_code == 1
     assert result.stderr.strip() == (f"error: --input x: {tmp_path / 'x0.npy'} has 0 rows "
                                      "(shape (0, 4)); node statistics need at least one sample")
+
+
+def test_learning_rate_alone_keeps_the_jobs_optimizer(tmp_path):
+    """Issue 15 defect 9: --learning-rate on an sgd job trained with RMSprop."""
+    spec = write_spec(tmp_path, TRAINABLE.replace(
+        "    epochs: 1", "    optimizer: {type: sgd, learning_rate: 0.01, momentum: 0.5}\n"
+                        "    epochs: 3\n    shuffle: false"))
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(8, 4)).astype(np.float32),
+             probs=rng.integers(0, 3, 8))
+
+    def history(*flags):
+        out = tmp_path / "h.json"
+        result = run("train", spec, "--data", tmp_path / "d.npz", "-o", tmp_path / "w.npz",
+                     "--seed", "0", "--history", out, *flags)
+        assert result.exit_code == 0, result.output
+        return json.loads(out.read_text())["loss"]
+
+    alone = history("--learning-rate", "0.05")
+    spelled_out = TRAINABLE.replace(
+        "    epochs: 1", "    optimizer: {type: sgd, learning_rate: 0.05, momentum: 0.5}\n"
+                        "    epochs: 3\n    shuffle: false")
+    write_spec(tmp_path, spelled_out)                           # same file, lr written in
+    assert alone == history()                                   # sgd, momentum kept
+    assert alone != history("--optimizer", "rmsprop", "--learning-rate", "0.05")
