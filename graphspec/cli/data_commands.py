@@ -76,7 +76,7 @@ def pack(spec, weights, model_name, output, params):
 # -- init ------------------------------------------------------------------------------
 _NAME = re.compile(r"[^A-Za-z0-9_]")
 MAX_CLASSES_FROM_NUMBERS = 20   # an integer target with at most this many values is a class id
-MAX_CLASSES_FROM_TEXT = 1000    # more distinct texts than this and than half the rows: not classes
+MAX_CLASSES_FROM_TEXT = 1000    # more distinct texts than this (or half the rows): not classes
 
 
 def tensor_name(column: str, taken=()) -> str:
@@ -138,7 +138,8 @@ def starting_spec(data_path, target: str, task: str = "auto", hidden=(64, 32)) -
             mapping = f"{{column: {_yaml_string(target)}, categories: auto}}"
             _, vocab = load_table(data_path, {output: {"column": target, "categories": "auto"}})
             classes = len(vocab[output])
-            if classes > max(MAX_CLASSES_FROM_TEXT, by_name[target]["rows"] // 2):
+            rows = by_name[target]["rows"]
+            if classes > MAX_CLASSES_FROM_TEXT or (rows >= 20 and classes > rows // 2):
                 raise InputError(f"{data_path}: column '{target}' has {classes} different "
                                  "texts, too many to be categories (an identifier or free "
                                  "text?); predict another column")
