@@ -169,6 +169,14 @@ def _embedded_only(engine, scheduler, chunk_rows, workers) -> None:
 
 
 # -- sweep ------------------------------------------------------------------------------
+def _point_done(result, done, total) -> None:
+    params = ", ".join(f"{k}={v}" for k, v in result["params"].items())
+    outcome = result.get("error") or " - ".join(
+        f"{k}: {v:.4f}" for k, v in result["metrics"].items())
+    click.echo(f"point {done}/{total} ({params}) {result['seconds']:.1f}s - {outcome}",
+               err=True)
+
+
 @click.command()
 @click.argument("spec", type=click.Path())
 @click.option("--data", required=True, type=click.Path(),
@@ -207,7 +215,7 @@ def sweep(spec, data, grid, job_name, epochs, seed, output, engine, scheduler, w
     if engine != "dask" and (scheduler or workers):
         raise click.UsageError("--scheduler and --workers only apply with --engine dask")
     report = run_sweep(spec, load_data(data, in_memory=True), grid, job_name, epochs, seed,
-                       engine, scheduler, workers=workers)
+                       engine, scheduler, workers=workers, on_point=_point_done)
     report["data"] = os.fspath(data)
     click.echo(format_table(report))
     if output:

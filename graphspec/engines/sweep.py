@@ -112,21 +112,31 @@ def check_points(spec_path, points: list) -> None:
 
 def sweep(spec_path, data: dict, items, job: str | None = None, epochs: int | None = None,
           seed: int = 0, engine: str = "embedded", scheduler: str | None = None,
-          client=None, workers: int | None = None, retries: int = 1) -> dict:
+          client=None, workers: int | None = None, retries: int = 1, on_point=None) -> dict:
     """Train every point of the grid ``items`` (``["lr=0.001,0.003", ...]``); returns
-    ``{"score": key, "results": [...best first], ...}`` ready for JSON."""
+    ``{"score": key, "results": [...best first], ...}`` ready for JSON.
+
+    ``on_point(result, done, total)`` is called as each point finishes (progress)."""
     points = grid_points(items)
     check_points(spec_path, points)
     spec_text = _read_spec(spec_path)
     _check_data(spec_text, str(spec_path), data, points[0], job, seed)
+    results = []
+
+    def finished(result):
+        results.append(result)
+        if on_point is not None:
+            on_point(result, len(results), len(points))
     if engine == "dask":
-        results = _on_dask(spec_text, str(spec_path), data, points, job, epochs, seed,
-                           scheduler, client, workers, retries)
+        _on_dask(spec_text, str(spec_path), data, points, job, epochs, seed, scheduler,
+                 client, workers, retries, finished)
     elif engine == "embedded":
-        results = [run_point(spec_text, str(spec_path), data, point, job, epochs, seed)
-                   for point in points]
+        for point in points:
+            finished(run_point(spec_text, str(spec_path), data, point, job, epochs, seed))
     else:
         raise InputError(f"unknown engine '{engine}' (embedded or dask)")
+    # Rank from grid order, whatever order the points finished in.
+    results.sort(key=lambda result: points.index(result["params"]))
     ranked = rank(results)
     return {"spec": str(spec_path), "engine": engine, "seed": seed, "job": job,
             "epochs": epochs, "score": score_key(ranked), "results": ranked}
@@ -151,21 +161,21 @@ def _check_data(spec_text, spec_name, data, point, job, seed) -> None:
 
 
 def _on_dask(spec_text, spec_name, data, points, job, epochs, seed, scheduler, client,
-             workers, retries) -> list:
+             workers, retries, finished) -> None:
     from .dask_engine import connect, require_dask
     _, _, distributed = require_dask()
     from .dask_plugin import ship
     with connect(scheduler, client, workers) as active, \
             ship(active, data, "graphspec-data") as data_key:     # once per worker
-        futures = [active.submit(_point_on_worker, spec_text, spec_name, data_key, point,
+        futures = {active.submit(_point_on_worker, spec_text, spec_name, data_key, point,
                                  job, epochs, seed, pure=False, retries=retries,
-                                 key=f"graphspec-sweep-{i}-{time.time_ns():x}")
-                   for i, point in enumerate(points)]
+                                 key=f"graphspec-sweep-{i}-{time.time_ns():x}"): point
+                   for i, point in enumerate(points)}
         try:
-            return [_point_result(future, point, distributed)
-                    for future, point in zip(futures, points)]
+            for future in distributed.as_completed(list(futures)):
+                finished(_point_result(future, futures[future], distributed))
         finally:
-            active.cancel(futures)
+            active.cancel(list(futures))
 
 
 def _point_on_worker(spec_text, spec_name, data_key, point, job, epochs, seed) -> dict:

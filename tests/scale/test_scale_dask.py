@@ -169,7 +169,7 @@ def test_sweep_command_against_a_scheduler_address(client, tmp_path):
         "--set", "units=4,16", "--epochs", "2", "--engine", "dask", "--scheduler", address,
         "-o", str(tmp_path / "results.json")])
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[0].split()[:4] == ["rank", "lr", "units", "val_loss"]
+    assert result.stdout.splitlines()[0].split()[:4] == ["rank", "lr", "units", "val_loss"]
     assert (tmp_path / "results.json").exists()
 
 

@@ -88,7 +88,7 @@ def test_sweep_command_table_json_and_examples(tmp_path):
             GRID[1], "--seed", "3", "-o", str(out)]
     result = CliRunner().invoke(sweep_command, args)
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    lines = result.stdout.splitlines()
     assert lines[0].split() == ["rank", "lr", "units", "val_loss", "loss", "accuracy",
                                 "val_accuracy", "epochs", "seconds"]
     report = json.loads(out.read_text())
@@ -98,7 +98,9 @@ def test_sweep_command_table_json_and_examples(tmp_path):
                                     str(first["params"]["units"]),
                                     f"{first['metrics']['val_loss']:.4f}"]
     assert f"best: lr={first['params']['lr']}, units={first['params']['units']}" in \
-        result.output
+        result.stderr
+    assert [line.split(" (")[0] for line in result.stderr.splitlines()[:4]] == [
+        "point 1/4", "point 2/4", "point 3/4", "point 4/4"]
     again = CliRunner().invoke(sweep_command, args)
     assert without_times(json.loads(out.read_text())) == without_times(report)
     assert again.exit_code == 0
