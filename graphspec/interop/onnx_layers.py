@@ -19,6 +19,7 @@ import numpy as np
 from ..ops.conv import pad_amounts
 from .onnx_expr import expression_refusal, lambda_layer
 from .onnx_recurrent import RECURRENT_CONVERTERS, recurrent_refusal
+from .onnx_zoo_attention import ZOO_ATTENTION_CONVERTERS
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -190,8 +191,9 @@ def batch_normalization(c):
 
 
 def layer_normalization(c):
-    """Per-sample mean and biased variance over ``axis``; gamma/beta reshaped (not
-    transposed) to the broadcast shape, as graphspec and Keras do."""
+    """Per-sample mean and biased variance over ``axis``; gamma/beta (Keras' shape: the
+    sorted axes) reshaped to the broadcast shape. ``rms_scaling``: x itself, not x - mean,
+    is scaled by 1/sqrt(var + eps), then gamma, no beta (Keras 3's code)."""
     b, layer, cfg = c.builder, c.layer, c.layer.config
     shape = c.input_shapes[0]
     rank = len(shape)
@@ -206,13 +208,13 @@ def layer_normalization(c):
     eps = b.scalar(cfg["epsilon"], b.float_dtype)
     std = b.op("Sqrt", [b.op("Add", [var, eps], f"{c.hint}_vareps")], f"{c.hint}_std")
     inv = b.op("Reciprocal", [std], f"{c.hint}_inv")
-    y = b.op("Mul", [xc, inv], f"{c.hint}_normed")
+    y = b.op("Mul", [x if cfg["rms_scaling"] else xc, inv], f"{c.hint}_normed")
     tag = f"r{rank}"
-    if cfg["scale"]:
+    if cfg["scale"] or cfg["rms_scaling"]:
         y = b.op("Mul", [y, b.weight(layer, f"gamma_{tag}",
                                      lambda: layer.weights["gamma"].data.reshape(bshape))],
                  f"{c.hint}_scaled")
-    if cfg["center"]:
+    if cfg["center"] and not cfg["rms_scaling"]:
         y = b.op("Add", [y, b.weight(layer, f"beta_{tag}",
                                      lambda: layer.weights["beta"].data.reshape(bshape))],
                  f"{c.hint}_shifted")
@@ -327,7 +329,7 @@ LAYER_CONVERTERS = {
     "Minimum": _fold("Min"), "Multiply": _fold("Mul"), "Permute": permute,
     "RepeatVector": repeat_vector, "Reshape": reshape, "Subtract": _fold("Sub"),
     "TimeDistributed": time_distributed, "ZeroPadding2D": zero_padding2d,
-    **RECURRENT_CONVERTERS,
+    **RECURRENT_CONVERTERS, **ZOO_ATTENTION_CONVERTERS,
 }
 
 # Layer types with no ONNX form, and why (none today: every registered type exports).

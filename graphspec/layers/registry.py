@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from .activation import Activation
 from .add import Add
+from .additive_attention import AdditiveAttention
+from .attention import Attention
 from .average import Average
 from .average_pooling2d import AveragePooling2D
 from .batch_normalization import BatchNormalization
@@ -16,8 +18,11 @@ from .dot import Dot
 from .dropout import Dropout
 from .embedding import Embedding
 from .flatten import Flatten
+from .gaussian_dropout import GaussianDropout
+from .gaussian_noise import GaussianNoise
 from .global_average_pooling2d import GlobalAveragePooling2D
 from .global_max_pooling2d import GlobalMaxPooling2D
+from .group_normalization import GroupNormalization
 from .gru import GRU
 from .lambda_layer import Lambda
 from .layer_normalization import LayerNormalization
@@ -27,13 +32,19 @@ from .max_pooling2d import MaxPooling2D
 from .maximum import Maximum
 from .merge import Merge
 from .minimum import Minimum
+from .multi_head_attention import MultiHeadAttention
 from .multiply import Multiply
+from .normalization import Normalization
 from .permute import Permute
 from .repeat_vector import RepeatVector
+from .rescaling import Rescaling
 from .reshape import Reshape
 from .simple_rnn import SimpleRNN
+from .spatial_dropout1d import SpatialDropout1D
+from .spatial_dropout2d import SpatialDropout2D
 from .subtract import Subtract
 from .time_distributed import TimeDistributed
+from .unit_normalization import UnitNormalization
 from .zero_padding2d import ZeroPadding2D
 
 LAYER_CLASSES = (
@@ -42,6 +53,10 @@ LAYER_CLASSES = (
     GlobalAveragePooling2D, GlobalMaxPooling2D, LSTM, Lambda, LayerNormalization,
     MaxPooling1D, MaxPooling2D, Maximum, Merge, Minimum, Multiply, Permute, RepeatVector,
     Reshape, SimpleRNN, Subtract, TimeDistributed, ZeroPadding2D,
+    # Layer zoo II: attention, normalisation, preprocessing, training-only noise
+    AdditiveAttention, Attention, GaussianDropout, GaussianNoise, GroupNormalization,
+    MultiHeadAttention, Normalization, Rescaling, SpatialDropout1D, SpatialDropout2D,
+    UnitNormalization,
 )
 
 REGISTRY = {cls.TYPE: cls for cls in LAYER_CLASSES}
