@@ -263,7 +263,8 @@ def predict(model, inputs, output=None, batch_size: int = 32, chunk_rows: int | 
     """As :func:`graphspec.engines.embedded.predict`, each chunk a task on a cluster."""
     require_dask()
     batch_size = embedded._check_batch_size(batch_size)
-    sources = _as_sources(inputs, model.input_names, f"model '{model.name}'")
+    sources = _as_sources(embedded.model_inputs(model, inputs), model.input_names,
+                          f"model '{model.name}'")
     embedded.check_input_shapes(model, sources)
     rows = int(next(iter(sources.values())).shape[0])
     if rows == 0:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..autodiff import Variable, recording
 from ..errors import InputError
-from ..graph.model import shapes_compatible
+from ..graph.model import _fmt, shapes_compatible
 from ..io.npystream import NpySource, open_npy
 from ..layers.base import CallContext
 from .outputs import RowSink
@@ -97,15 +97,31 @@ def as_sources(data, names: list, what: str) -> dict:
     return sources
 
 
+def model_inputs(model, inputs) -> dict:
+    """Inputs keyed by the model's input names (a bare value for a one-input model),
+    refused in ``Model.check_inputs``' words when names are missing or unexpected."""
+    if not isinstance(inputs, dict):
+        if len(model.inputs) != 1:
+            raise InputError(f"model '{model.name}' has inputs {model.input_names}: "
+                             "pass a dict keyed by input name")
+        return {model.input_names[0]: inputs}
+    missing = [n for n in model.input_names if n not in inputs]
+    extra = [n for n in inputs if n not in model.input_names]
+    if missing or extra:
+        raise InputError(f"model '{model.name}' expects inputs {model.input_names}; "
+                         f"missing {missing}, unexpected {extra}")
+    return inputs
+
+
 def check_input_shapes(model, sources: dict) -> None:
     """Trailing shapes against the model's inputs, from headers, before any work."""
     for tensor in model.inputs:
-        shape = (None,) + tuple(sources[tensor.name].shape[1:])
-        if not shapes_compatible(tensor.shape, shape):
-            where = getattr(sources[tensor.name], "path", "the array")
+        source = sources[tensor.name]
+        if not shapes_compatible(tensor.shape, (None,) + tuple(source.shape[1:])):
+            where = f" in '{source.path}'" if isinstance(source, NpySource) else ""
             raise InputError(f"input '{tensor.name}' of model '{model.name}' expects shape "
-                             f"{tensor.shape} (batch first), {where} has shape "
-                             f"{tuple(sources[tensor.name].shape)}")
+                             f"{_fmt(tensor.shape)} (batch first), got an array of shape "
+                             f"{tuple(source.shape)}{where}")
 
 
 def row_count(sources: dict) -> int:
@@ -187,7 +203,8 @@ def predict(model, inputs, output=None, batch_size: int = 32, seed=None,
     """Run ``model`` over every row of ``inputs``; outputs by name (arrays if ``output``
     is None, else the paths written: a ``.npy``, ``DIR/`` or ``.npz``)."""
     batch_size = _check_batch_size(batch_size)
-    sources = as_sources(inputs, model.input_names, f"model '{model.name}'")
+    sources = as_sources(model_inputs(model, inputs), model.input_names,
+                         f"model '{model.name}'")
     check_input_shapes(model, sources)
     rows = row_count(sources)
     if rows == 0:

@@ -94,14 +94,15 @@ def test_integer_input_with_fractions_is_refused_per_batch(tmp_path):
 def test_shapes_and_row_counts_checked_before_any_batch(tmp_path):
     model = mlp().model()
     np.save(tmp_path / "wide.npy", np.zeros((10, 65)))
-    with pytest.raises(InputError, match=r"expects shape \(None, 64\).*wide.npy"):
+    with pytest.raises(InputError, match=r"expects shape \(None, 64\) \(batch first\), got "
+                                         r"an array of shape \(10, 65\) in '.*wide.npy'"):
         embedded.predict(model, {"pixels": str(tmp_path / "wide.npy")}, None)
     graph = mlp()
     data = digits_like(10)
     data["digit"] = data["digit"][:9]
     with pytest.raises(InputError, match="different numbers of rows"):
         embedded.evaluate(Trainer(graph, build_job(graph)), data)
-    with pytest.raises(InputError, match="missing"):
+    with pytest.raises(InputError, match=r"missing \['pixels'\], unexpected \['pixel'\]"):
         embedded.predict(model, {"pixel": data["pixels"]}, None)
 
 
