@@ -154,8 +154,8 @@ def _as_sources(data, names, what):
 def _check_block(name, block, start, stop):
     block = np.asarray(block)
     if block.ndim == 0 or len(block) != stop - start:
-        raise InputError(f"chunk of rows {start}-{stop}: input '{name}' has shape "
-                         f"{block.shape}, expected {stop - start} rows")
+        raise InputError(f"input '{name}' has shape {block.shape} in this chunk, "
+                         f"expected {stop - start} rows")
     return block
 
 
