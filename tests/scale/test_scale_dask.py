@@ -141,6 +141,12 @@ def test_bad_chunk_is_one_clear_error_not_a_hang(client, tmp_path):
     assert "rows 128-192" in message and "expects shape" in message and "\n" not in message
     assert time.monotonic() - started < TIMEOUT / 2
     assert list(tmp_path.iterdir()) == []                # nothing half-written
+    short = lazy.map_blocks(lambda block, block_info=None: block[:-1] if block_info[0][
+        "chunk-location"][0] == 1 else block, dtype=x.dtype)
+    with pytest.raises(InputError, match=r"^rows 64-128: input 'pixels' has shape \(63, 64\) "
+                                         r"in this chunk, expected 64 rows$"):
+        dask_engine.predict(model, {"pixels": short}, None, batch_size=32, chunk_rows=64,
+                            client=client, timeout=TIMEOUT)
     x[200, 3] = np.inf
     with pytest.raises(InputError, match="rows 192-256.*NaN or Inf"):
         dask_engine.predict(model, x, None, batch_size=32, chunk_rows=64, client=client,
