@@ -17,6 +17,8 @@ import math
 import numpy as np
 
 from ..ops.conv import pad_amounts
+from .onnx_activations import ZOO_ACTIVATIONS, log_softmax
+from .onnx_zoo_conv import ZOO_CONV_CONVERTERS
 from .onnx_expr import expression_refusal, lambda_layer
 from .onnx_recurrent import RECURRENT_CONVERTERS, recurrent_refusal
 from .onnx_zoo_attention import ZOO_ATTENTION_CONVERTERS
@@ -40,11 +42,16 @@ def activation(b, x: str, name: str, hint: str, axis: int = -1) -> str:
         return b.op("Selu", [x], hint, alpha=SELU_ALPHA, gamma=SELU_SCALE)
     if name == "gelu":
         return gelu(b, x, hint)
+    if name == "log_softmax":
+        return log_softmax(b, x, hint, axis=axis)
+    if name in ZOO_ACTIVATIONS:
+        return ZOO_ACTIVATIONS[name](b, x, hint)
     raise KeyError(name)   # unreachable: ACTIVATIONS below is the schema's list
 
 
 _SIMPLE = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softplus": "Softplus"}
-ACTIVATIONS = frozenset(_SIMPLE) | {"linear", "softmax", "elu", "selu", "gelu"}
+ACTIVATIONS = frozenset(_SIMPLE) | {"linear", "softmax", "elu", "selu", "gelu"} | \
+    frozenset(ZOO_ACTIVATIONS)
 
 
 def gelu(b, x: str, hint: str) -> str:
@@ -256,7 +263,7 @@ def conv(c):
         inputs.append(_weight(c, "bias"))
     y = b.op("Conv", inputs, f"{c.hint}_conv", kernel_shape=list(kernel),
              strides=list(strides), dilations=list(dilation), pads=pads,
-             auto_pad="SAME_UPPER" if pads is None else None)
+             auto_pad="SAME_UPPER" if pads is None else None, group=cfg.get("groups", 1))
     y = _channels_last(c, y, f"{c.hint}_nhwc")
     return [activation(b, y, cfg["activation"], c.hint)]
 
@@ -330,6 +337,7 @@ LAYER_CONVERTERS = {
     "RepeatVector": repeat_vector, "Reshape": reshape, "Subtract": _fold("Sub"),
     "TimeDistributed": time_distributed, "ZeroPadding2D": zero_padding2d,
     **RECURRENT_CONVERTERS, **ZOO_ATTENTION_CONVERTERS,
+    **ZOO_CONV_CONVERTERS, "AveragePooling1D": pooling,
 }
 
 # Layer types with no ONNX form, and why (none today: every registered type exports).

@@ -46,6 +46,23 @@ from .subtract import Subtract
 from .time_distributed import TimeDistributed
 from .unit_normalization import UnitNormalization
 from .zero_padding2d import ZeroPadding2D
+# Layer zoo II: convolution, pooling and activation layers
+from .average_pooling1d import AveragePooling1D
+from .conv2d_transpose import Conv2DTranspose
+from .cropping1d import Cropping1D
+from .cropping2d import Cropping2D
+from .depthwise_conv2d import DepthwiseConv2D
+from .elu import ELU
+from .global_average_pooling1d import GlobalAveragePooling1D
+from .global_max_pooling1d import GlobalMaxPooling1D
+from .leaky_relu import LeakyReLU
+from .prelu import PReLU
+from .relu import ReLU
+from .separable_conv2d import SeparableConv2D
+from .softmax import Softmax
+from .up_sampling1d import UpSampling1D
+from .up_sampling2d import UpSampling2D
+from .zero_padding1d import ZeroPadding1D
 
 LAYER_CLASSES = (
     Activation, Add, Average, AveragePooling2D, BatchNormalization, Bidirectional,
@@ -57,6 +74,10 @@ LAYER_CLASSES = (
     AdditiveAttention, Attention, GaussianDropout, GaussianNoise, GroupNormalization,
     MultiHeadAttention, Normalization, Rescaling, SpatialDropout1D, SpatialDropout2D,
     UnitNormalization,
+    # Layer zoo II: convolution, pooling and activation layers
+    AveragePooling1D, Conv2DTranspose, Cropping1D, Cropping2D, DepthwiseConv2D, ELU,
+    GlobalAveragePooling1D, GlobalMaxPooling1D, LeakyReLU, PReLU, ReLU, SeparableConv2D,
+    Softmax, UpSampling1D, UpSampling2D, ZeroPadding1D,
 )
 
 REGISTRY = {cls.TYPE: cls for cls in LAYER_CLASSES}
