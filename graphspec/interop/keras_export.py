@@ -171,7 +171,10 @@ class _Writer:
                     "config": {"shape": list(t.shape), "dtype": t.dtype,
                                "keras_history": self._history(t, model, kept)}}
                    for t in node.input_tensors]
-        return {"args": [tensors[0] if len(tensors) == 1 else tensors], "kwargs": {}}
+        layer = node.layer
+        call_args = () if isinstance(layer, Model) else CONVERTERS[layer.TYPE].call_args
+        return {"args": [tensors[0] if len(tensors) == 1 else tensors],
+                "kwargs": {key: bool(layer.config[key]) for key in call_args}}
 
     @staticmethod
     def _history(tensor, model, kept, output=False) -> list:
@@ -186,10 +189,13 @@ class _Writer:
         return [layer.name, position, tensor.history.tensor_index]
 
     def layer_object(self, layer) -> dict:
-        config = {"name": layer.name, "trainable": bool(layer.trainable),
-                  "dtype": "float32"}
-        skip = GRAPHSPEC_ONLY.get(layer.TYPE, {})
-        for key, value in layer.config.items():
+        # trainable only where it says something: a few Keras classes without
+        # weights (SpatialDropout1D) do not accept the argument at all
+        config = {"name": layer.name, "dtype": "float32"}
+        if not layer.trainable and (layer.weight_shapes or layer.sublayers()):
+            config["trainable"] = False
+        skip = set(GRAPHSPEC_ONLY.get(layer.TYPE, {})) | set(CONVERTERS[layer.TYPE].call_args)
+        for key, value in keras_config(layer).items():
             if key in skip:
                 continue
             if key == "layer":
@@ -240,13 +246,22 @@ class _Writer:
     @staticmethod
     def _write_vars(h5, path, layer):
         converter = CONVERTERS[layer.TYPE]
-        names = converter.weight_names(layer.config)
+        names = converter.weight_names(keras_config(layer))
         if converter.sub_path:
             path = f"{path}/{converter.sub_path}"
             _vars_group(h5, path, f"{layer.name}_{converter.sub_path}")
         group = h5.require_group(f"{path}/vars") if path else h5.require_group("vars")
         for i, name in enumerate(names):
-            group[str(i)] = np.asarray(layer.weights[name].data, dtype=np.float32)
+            group[str(i)] = np.zeros((), np.int64) if name is None else \
+                np.asarray(layer.weights[name].data, dtype=np.float32)
+
+
+def keras_config(layer) -> dict:
+    """The layer's arguments as Keras should see them. Normalization's statistics go
+    as variables (they may have been adapted since the spec gave them)."""
+    if layer.TYPE == "Normalization":
+        return dict(layer.config, mean=None, variance=None)
+    return layer.config
 
 
 def _vars_group(h5, path, name):

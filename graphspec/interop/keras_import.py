@@ -60,7 +60,7 @@ def import_keras(path) -> KerasImport:
         del spec["layers"]
     text = spec_yaml(spec, archive.file)
     weights = importer.weights if archive.weights is not None else None
-    check_spec(text, archive.file, weights, importer.keras_shapes)
+    check_spec(text, archive.file, weights, importer.keras_shapes, importer.from_config)
     return KerasImport(spec, text, weights, importer.renamed)
 
 
@@ -70,6 +70,7 @@ class _Importer:
         self.layers, self.models, self.weights = {}, {}, {}
         self.renamed, self._used = {}, set()
         self.keras_shapes = []   # (model, tensor, shape Keras recorded, JSON path)
+        self.from_config = set()  # layers whose weights come from their own config
 
     # -- errors and names ---------------------------------------------------------------
     def fail(self, where, message):
@@ -169,9 +170,8 @@ class _Importer:
             inner = REGISTRY[config["layer"]["type"]].with_defaults(config["layer"])
             states = 2 * REGISTRY[inner["type"]].STATES if inner["return_state"] else 0
             return (2 if config["merge_mode"] is None else 1) + states
-        if hasattr(cls, "STATES") and config.get("return_state"):
-            return 1 + cls.STATES
-        return 1
+        states = cls.STATES if hasattr(cls, "STATES") and config.get("return_state") else 0
+        return 1 + states + int(bool(config.get("return_attention_scores")))
 
     def check_h5_name(self, h5path, keras_name, where):
         if self.h5 is None:
@@ -245,9 +245,12 @@ class _Importer:
         if len(arrays) != len(names):
             self.fail(where, f"model.weights.h5 has {len(arrays)} variable(s) for layer "
                              f"'{name}' at '{path}/vars', graphspec's {converter.type} "
-                             f"needs {len(names)} ({', '.join(names) or 'none'})")
+                             f"needs {len(names)} ({', '.join(map(str, names)) or 'none'})")
+        if not names and converter.type == "Normalization":
+            self.from_config.add(name)     # statistics given in the config
         for weight, array in zip(names, arrays):
-            self.weights[f"{name}/{weight}"] = array
+            if weight is not None:
+                self.weights[f"{name}/{weight}"] = array
 
     # -- arguments ------------------------------------------------------------------------
     def args(self, cls, config, where) -> dict:

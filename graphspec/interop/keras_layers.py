@@ -50,12 +50,25 @@ def _ln_vars(c):
         (["beta"] if c.get("center", True) else [])
 
 
+def _attention_vars(c):
+    return (["scale"] if c.get("use_scale") else []) \
+        + (["concat_score_weight"] if c.get("score_mode") == "concat" else [])
+
+
+def _one(name):
+    return lambda c: [name]
+
+
 @dataclass
 class Converter:
     type: str                                   # graphspec TYPE == Keras class name
     keras_only: dict = field(default_factory=dict)
-    vars: object = None                         # config -> graphspec weight names
+    # config -> graphspec weight names in Keras' variable order; None stands for a
+    # Keras variable graphspec has no use for (Normalization's adapt count).
+    vars: object = None
     sub_path: str = ""                          # where Keras keeps the vars ("cell")
+    # graphspec layer arguments that Keras takes as call arguments of every node
+    call_args: tuple = ()
 
     def weight_names(self, config: dict) -> list:
         return self.vars(config) if self.vars else []
@@ -98,7 +111,36 @@ CONVERTERS = _table(
     *(Converter(t) for t in ("Activation", "Add", "Subtract", "Multiply", "Average",
                              "Maximum", "Minimum", "Concatenate", "Dot", "Permute",
                              "RepeatVector", "Reshape")),
+    # Layer zoo II
+    Converter("Conv2DTranspose", dict(_CHANNELS_LAST, kernel_constraint=None,
+                                      bias_constraint=None), _dense_vars),
+    Converter("DepthwiseConv2D", dict(_CHANNELS_LAST, depthwise_constraint=None,
+                                      bias_constraint=None), _dense_vars),
+    Converter("SeparableConv2D", dict(_CHANNELS_LAST, depthwise_constraint=None,
+                                      pointwise_constraint=None, bias_constraint=None),
+              lambda c: ["depthwise_kernel", "pointwise_kernel"]
+              + (["bias"] if c.get("use_bias", True) else [])),
+    Converter("GroupNormalization", {"beta_constraint": None, "gamma_constraint": None},
+              _ln_vars),
+    Converter("PReLU", {"alpha_constraint": None}, _one("alpha")),
+    # Keras keeps given statistics in the config (no variables), adapted ones as
+    # variables mean, variance and count.
+    Converter("Normalization", {}, lambda c: [] if c.get("mean") is not None
+              else ["mean", "variance", None]),
+    Converter("Attention", {"seed": None}, _attention_vars,
+              call_args=("use_causal_mask", "return_attention_scores")),
+    Converter("AdditiveAttention", {"seed": None}, _attention_vars,
+              call_args=("use_causal_mask", "return_attention_scores")),
+    *(Converter(t, {"seed": None}) for t in ("GaussianDropout", "GaussianNoise",
+                                             "SpatialDropout1D", "SpatialDropout2D")),
+    *(Converter(t, dict(_CHANNELS_LAST)) for t in (
+        "AveragePooling1D", "Cropping2D", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
+        "UpSampling2D", "ZeroPadding1D")),
+    *(Converter(t) for t in ("Rescaling", "UnitNormalization", "Cropping1D", "ELU",
+                             "LeakyReLU", "ReLU", "Softmax", "UpSampling1D")),
 )
+# Only the types this graphspec has (the table may run ahead of the registry).
+CONVERTERS = {k: v for k, v in CONVERTERS.items() if k in REGISTRY}
 
 IMPORTABLE = CONVERTERS
 EXPORTABLE = CONVERTERS
@@ -107,12 +149,16 @@ REFUSED = {
     "Lambda": "a graphspec expression; Keras' Lambda holds Python bytecode, which "
               "graphspec neither writes nor runs",
     "Merge": "a graphspec expression over several inputs; Keras has no safe equivalent",
+    "MultiHeadAttention": "not converted yet: Keras passes its key and mask as call "
+                          "keyword tensors and keeps its weights in four sub-layers",
 }
 # Keras classes refused with a reason of their own (the rest: "no converter").
 KERAS_REFUSED = {
     "Lambda": "its function is marshalled Python bytecode, which graphspec never runs: "
               "rewrite it as a graphspec expression layer (type: Lambda, expr: ...; "
               "several inputs: type: Merge)",
+    "MultiHeadAttention": "not converted yet (its key and mask are call keyword tensors, "
+                          "its weights four sub-layers); rebuild it in the spec",
 }
 # Keras model classes, converted to graphspec models (sub-models when nested).
 MODEL_CLASSES = ("Functional", "Sequential", "Model")

@@ -12,7 +12,7 @@ import re
 from collections import deque
 
 from ..errors import InputError
-from .keras_layers import unique_group_names
+from .keras_layers import CONVERTERS, unique_group_names
 
 INPUT_DTYPES = ("float32", "float64", "int32", "int64")
 
@@ -102,8 +102,9 @@ class ModelBuilder:
                 continue
             ref, spec = self.imp.layer(obj, where, h5, self.depth)
             if spec is not None:
-                self.imp.layers[ref] = {k: v for k, v in spec.items() if k != "name"}
-                ref = {"ref": ref, "spec": spec}
+                declared = {k: v for k, v in spec.items() if k != "name"}
+                self.imp.layers[ref] = declared
+                ref = {"ref": ref, "spec": spec, "declared": declared, "call_args": {}}
             nodes = obj.get("inbound_nodes")
             if not isinstance(nodes, list):
                 self.imp.fail(where + ".inbound_nodes", "expected a list of nodes")
@@ -142,26 +143,32 @@ class ModelBuilder:
             queue = pending[keras_name]
             while queue:
                 node, data, where = queue[0]
-                inputs, missing = self._node_inputs(data, where)
+                inputs, missing = self._node_inputs(keras_name, data, where)
                 if missing is not None:
                     waiting.setdefault(missing, []).append(keras_name)
                     break
                 queue.pop(0)
-                for made in self._call(keras_name, node, inputs):
+                for made in self._call(keras_name, node, inputs, data, where):
                     ready.extend(waiting.pop(made, []))
         stuck = [q[0] for q in pending.values() if q]
         if stuck:
             self.imp.fail(stuck[0][2], "this node's inputs are never produced (a cycle, "
                                        "or a reference to a missing layer or node)")
 
-    def _node_inputs(self, data, where):
-        """Spec tensor names a node reads, or None if one is not produced yet."""
+    def _call_args(self, keras_name) -> tuple:
+        return getattr(CONVERTERS.get(self.entries[keras_name][2]), "call_args", ())
+
+    def _node_inputs(self, keras_name, data, where):
+        """(spec tensor names a node reads, None), or (None, the first tensor that is
+        not produced yet)."""
         if not isinstance(data, dict) or not isinstance(data.get("args"), list):
             self.imp.fail(where, "expected a node {args, kwargs} (Keras 3 format)")
         kwargs = data.get("kwargs") or {}
         if not isinstance(kwargs, dict):
             self.imp.fail(where + ".kwargs", "expected a mapping of call arguments")
         for key, value in kwargs.items():
+            if key in self._call_args(keras_name) and isinstance(value, bool):
+                continue
             if value not in (None, False):
                 self.imp.fail(f"{where}.kwargs.{key}", f"call argument {key}={value!r} "
                               "is not supported (graphspec calls layers on tensors only)")
@@ -197,9 +204,20 @@ class ModelBuilder:
                                   for name, (_, path, shape) in zip(names, leaves)]
         return names, None
 
-    def _call(self, keras_name, node, inputs):
+    def _call(self, keras_name, node, inputs, data, where):
         ref, node_count, _ = self.entries[keras_name]
         spec_ref = ref if isinstance(ref, str) else ref["ref"]
+        for key in self._call_args(keras_name):
+            # a layer argument in graphspec, a call argument in Keras: one value for all
+            value = bool(data.get("kwargs", {}).get(key, False))
+            if node == 0:
+                ref["call_args"][key] = value
+                if value:
+                    ref["spec"][key] = ref["declared"][key] = True
+            elif ref["call_args"][key] != value:
+                self.imp.fail(f"{where}.kwargs.{key}", f"{key}={value} here but "
+                              f"{ref['call_args'][key]} at node 0; graphspec's "
+                              f"{ref['spec']['type']} takes it once for every call")
         count = self.imp.output_count(ref if isinstance(ref, str) else ref["spec"])
         outs = []
         for i in range(count):

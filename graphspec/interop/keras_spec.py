@@ -15,6 +15,7 @@ import yaml
 from ..compiler import Compiler
 from ..errors import InputError
 from ..graph.graph import Graph
+from ..initializers import initialize
 from ..spec.loader import load_text
 from ..spec.validate import schema_errors, substitute_params
 
@@ -70,9 +71,12 @@ def compile_text(text: str, name: str) -> Graph:
     return Graph(located.file, compiler.layers, compiler.models, None, spec=located.data)
 
 
-def check_spec(text: str, source: str, weights: dict | None, keras_shapes=()) -> Graph:
+def check_spec(text: str, source: str, weights: dict | None, keras_shapes=(),
+               from_config=()) -> Graph:
     """Compile ``text``; every tensor shape Keras recorded must be the one graphspec
-    infers, and every weight must have the shape its layer needs."""
+    infers, and every weight must have the shape its layer needs. The weights of the
+    layers in ``from_config`` are their initial values (statistics Keras keeps in the
+    layer config rather than in variables) and are added to ``weights``."""
     graph = compile_text(text, f"{source} (as a spec)")
     for model, tensor, shape, where in keras_shapes:
         ours = graph.models[model].tensor(tensor).shape
@@ -84,6 +88,11 @@ def check_spec(text: str, source: str, weights: dict | None, keras_shapes=()) ->
     if weights is None:
         return graph
     specs = graph.weight_specs()
+    rng = np.random.default_rng(0)
+    for key, spec in specs.items():
+        if key.split("/")[0] in from_config and key not in weights:
+            weights[key] = np.asarray(initialize(spec.initializer, spec.shape, rng,
+                                                 "float32"))
     for key, spec in specs.items():
         if key not in weights:
             raise InputError(f"{source}: model.weights.h5 has no value for '{key}'")
