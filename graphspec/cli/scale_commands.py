@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 import click
+import numpy as np
 
 from ..errors import InputError
 from ..io.files import check_output_path, load_npz, save_json
@@ -65,7 +66,7 @@ def load_data(path, in_memory: bool = False) -> dict:
         sources = open_npy_dir(path)
         if not in_memory:
             return sources
-        return {name: source.rows(0, len(source)).copy() for name, source in sources.items()}
+        return {name: np.array(source.rows(0, len(source))) for name, source in sources.items()}
     return load_npz(path)
 
 
