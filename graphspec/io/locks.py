@@ -28,7 +28,9 @@ class OutputLocked(InputError):
 
 
 def lock_path(path) -> str:
-    return os.fspath(path) + SUFFIX
+    """``OUTPUT.lock`` beside the file ``path`` resolves to, so a symlinked alias of
+    an output takes the same lock."""
+    return os.path.realpath(os.fspath(path)) + SUFFIX
 
 
 def _holder(fd) -> str:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from specs_util import REPO, write_spec
 
@@ -89,6 +90,19 @@ def test_the_checkpoint_directory_is_locked_too(tmp_path):
     assert f"--checkpoint '{ck / 'checkpoint.npz'}' is being written by another graphspec " \
            f"run (pid {os.getpid()}" in result.output
     assert not (tmp_path / "w.npz").exists()
+
+
+def test_a_symlinked_alias_of_a_locked_output_is_locked_too(tmp_path):
+    (tmp_path / "real").mkdir()
+    alias = tmp_path / "alias"
+    alias.symlink_to(tmp_path / "real")
+    with locks.locked(tmp_path / "real" / "w.npz"):
+        with pytest.raises(locks.OutputLocked, match=f"pid {os.getpid()}"):
+            with locks.locked(alias / "w.npz"):
+                pass
+    with locks.locked(alias / "w.npz"):       # released: free again, and cleaned up after
+        pass
+    assert list((tmp_path / "real").iterdir()) == []
 
 
 def test_stale_temp_files_of_a_dead_writer_are_removed_live_ones_kept(tmp_path):
