@@ -172,9 +172,22 @@ class _Writer:
                                "keras_history": self._history(t, model, kept)}}
                    for t in node.input_tensors]
         layer = node.layer
-        call_args = () if isinstance(layer, Model) else CONVERTERS[layer.TYPE].call_args
-        return {"args": [tensors[0] if len(tensors) == 1 else tensors],
-                "kwargs": {key: bool(layer.config[key]) for key in call_args}}
+        if isinstance(layer, Model):
+            return {"args": [tensors[0] if len(tensors) == 1 else tensors], "kwargs": {}}
+        converter = CONVERTERS[layer.TYPE]
+        kwargs = {key: bool(layer.config[key]) for key in converter.call_args
+                  if key not in converter.call_tensors}
+        if not converter.positional:
+            return {"args": [tensors[0] if len(tensors) == 1 else tensors],
+                    "kwargs": kwargs}
+        args, rest = tensors[:converter.positional], tensors[converter.positional:]
+        # further inputs are call keywords: the flagged ones (the mask) last, the
+        # others (the key) in order before them, as many as there are inputs
+        flagged = [k for k in converter.call_tensors
+                   if k in converter.call_args and layer.config[k]]
+        others = [k for k in converter.call_tensors if k not in converter.call_args]
+        kwargs.update(zip(others[:len(rest) - len(flagged)] + flagged, rest))
+        return {"args": args, "kwargs": kwargs}
 
     @staticmethod
     def _history(tensor, model, kept, output=False) -> list:
@@ -246,14 +259,14 @@ class _Writer:
     @staticmethod
     def _write_vars(h5, path, layer):
         converter = CONVERTERS[layer.TYPE]
-        names = converter.weight_names(keras_config(layer))
-        if converter.sub_path:
-            path = f"{path}/{converter.sub_path}"
-            _vars_group(h5, path, f"{layer.name}_{converter.sub_path}")
-        group = h5.require_group(f"{path}/vars") if path else h5.require_group("vars")
-        for i, name in enumerate(names):
-            group[str(i)] = np.zeros((), np.int64) if name is None else \
-                np.asarray(layer.weights[name].data, dtype=np.float32)
+        for sub_path, names in converter.var_groups(keras_config(layer)):
+            where = f"{path}/{sub_path}" if sub_path else path
+            if sub_path:
+                _vars_group(h5, where, f"{layer.name}_{sub_path}")
+            group = h5.require_group(f"{where}/vars") if where else h5.require_group("vars")
+            for i, name in enumerate(names):
+                group[str(i)] = np.zeros((), np.int64) if name is None else \
+                    np.asarray(layer.weights[name].data, dtype=np.float32)
 
 
 def keras_config(layer) -> dict:

@@ -239,18 +239,20 @@ class _Importer:
     def read_vars(self, h5path, converter, name, config, where):
         if self.h5 is None:
             return
-        names = converter.weight_names(config)
-        path = h5path + ("/" + converter.sub_path if converter.sub_path else "")
-        arrays = self.h5.vars(path)
-        if len(arrays) != len(names):
-            self.fail(where, f"model.weights.h5 has {len(arrays)} variable(s) for layer "
-                             f"'{name}' at '{path}/vars', graphspec's {converter.type} "
-                             f"needs {len(names)} ({', '.join(map(str, names)) or 'none'})")
-        if not names and converter.type == "Normalization":
+        groups = converter.var_groups(config)
+        if groups == [("", [])] and converter.type == "Normalization":
             self.from_config.add(name)     # statistics given in the config
-        for weight, array in zip(names, arrays):
-            if weight is not None:
-                self.weights[f"{name}/{weight}"] = array
+        for sub_path, names in groups:
+            path = h5path + ("/" + sub_path if sub_path else "")
+            arrays = self.h5.vars(path)
+            if len(arrays) != len(names):
+                self.fail(where, f"model.weights.h5 has {len(arrays)} variable(s) for layer "
+                                 f"'{name}' at '{path}/vars', graphspec's {converter.type} "
+                                 f"needs {len(names)} "
+                                 f"({', '.join(map(str, names)) or 'none'})")
+            for weight, array in zip(names, arrays):
+                if weight is not None:
+                    self.weights[f"{name}/{weight}"] = array
 
     # -- arguments ------------------------------------------------------------------------
     def args(self, cls, config, where) -> dict:
@@ -273,7 +275,7 @@ class _Importer:
                 if "default" not in schema[key] or value != schema[key]["default"]:
                     out[key] = value
             elif key in converter.keras_only:
-                if _plain(value) != converter.keras_only[key]:
+                if converter.keras_only[key] != _plain(value):   # Either compares itself
                     self.fail(here, f"{cls} argument {key}={value!r} is not supported by "
                                   f"graphspec (only {converter.keras_only[key]!r})")
             else:

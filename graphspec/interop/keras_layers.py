@@ -69,9 +69,40 @@ class Converter:
     sub_path: str = ""                          # where Keras keeps the vars ("cell")
     # graphspec layer arguments that Keras takes as call arguments of every node
     call_args: tuple = ()
+    # Keras call keywords holding tensors that graphspec takes as further inputs, in
+    # order; a name also in call_args is a flag that is true when the tensor is given
+    call_tensors: tuple = ()
+    positional: int = 0        # inputs Keras takes one per argument (0: one list)
+    groups: object = None      # config -> [(sub-path, weight names)] for several groups
 
     def weight_names(self, config: dict) -> list:
         return self.vars(config) if self.vars else []
+
+    def var_groups(self, config: dict) -> list:
+        """Where Keras keeps each variable: [(path under the layer, graphspec names)]."""
+        if self.groups:
+            return self.groups(config)
+        return [(self.sub_path, self.weight_names(config))]
+
+
+class Either:
+    """A Keras-only argument that graphspec computes the same way at several values."""
+
+    def __init__(self, *values):
+        self.values = values
+
+    def __eq__(self, other):
+        return other in self.values
+
+    def __repr__(self):
+        return " or ".join(map(repr, self.values))
+
+
+def _mha_groups(c):
+    bias = c.get("use_bias", True)
+    return [(f"{keras}_dense", [f"{ours}_kernel"] + ([f"{ours}_bias"] if bias else []))
+            for keras, ours in (("query", "query"), ("key", "key"), ("value", "value"),
+                                ("output", "attention_output"))]
 
 
 def _table(*entries) -> dict:
@@ -131,6 +162,14 @@ CONVERTERS = _table(
               call_args=("use_causal_mask", "return_attention_scores")),
     Converter("AdditiveAttention", {"seed": None}, _attention_vars,
               call_args=("use_causal_mask", "return_attention_scores")),
+    # attention_axes: None before Keras builds the layer, [1] after (rank-3 inputs)
+    Converter("MultiHeadAttention", {"use_gate": False, "sliding_window": None,
+                                     "activity_regularizer": None, "kernel_constraint": None,
+                                     "bias_constraint": None, "seed": None,
+                                     "attention_axes": Either(None, [1], 1)},
+              groups=_mha_groups, positional=2,
+              call_args=("use_causal_mask", "return_attention_scores", "attention_mask"),
+              call_tensors=("key", "attention_mask")),
     *(Converter(t, {"seed": None}) for t in ("GaussianDropout", "GaussianNoise",
                                              "SpatialDropout1D", "SpatialDropout2D")),
     *(Converter(t, dict(_CHANNELS_LAST)) for t in (
@@ -149,16 +188,12 @@ REFUSED = {
     "Lambda": "a graphspec expression; Keras' Lambda holds Python bytecode, which "
               "graphspec neither writes nor runs",
     "Merge": "a graphspec expression over several inputs; Keras has no safe equivalent",
-    "MultiHeadAttention": "not converted yet: Keras passes its key and mask as call "
-                          "keyword tensors and keeps its weights in four sub-layers",
 }
 # Keras classes refused with a reason of their own (the rest: "no converter").
 KERAS_REFUSED = {
     "Lambda": "its function is marshalled Python bytecode, which graphspec never runs: "
               "rewrite it as a graphspec expression layer (type: Lambda, expr: ...; "
               "several inputs: type: Merge)",
-    "MultiHeadAttention": "not converted yet (its key and mask are call keyword tensors, "
-                          "its weights four sub-layers); rebuild it in the spec",
 }
 # Keras model classes, converted to graphspec models (sub-models when nested).
 MODEL_CLASSES = ("Functional", "Sequential", "Model")

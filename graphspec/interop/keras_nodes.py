@@ -166,8 +166,11 @@ class ModelBuilder:
         kwargs = data.get("kwargs") or {}
         if not isinstance(kwargs, dict):
             self.imp.fail(where + ".kwargs", "expected a mapping of call arguments")
+        converter = CONVERTERS.get(self.entries[keras_name][2])
+        tensor_keys = getattr(converter, "call_tensors", ())
         for key, value in kwargs.items():
-            if key in self._call_args(keras_name) and isinstance(value, bool):
+            if key in self._call_args(keras_name) and isinstance(value, bool) \
+                    or key in tensor_keys and isinstance(value, dict):
                 continue
             if value not in (None, False):
                 self.imp.fail(f"{where}.kwargs.{key}", f"call argument {key}={value!r} "
@@ -190,6 +193,9 @@ class ModelBuilder:
             else:
                 self.imp.fail(path, "a call argument that is not a tensor")
         flatten(data["args"], where + ".args")
+        for key in tensor_keys:     # keyword tensors become the further inputs, in order
+            if isinstance(kwargs.get(key), dict):
+                flatten(kwargs[key], f"{where}.kwargs.{key}")
         if not leaves:
             self.imp.fail(where, "a call with no input tensor")
         names = []
@@ -207,9 +213,11 @@ class ModelBuilder:
     def _call(self, keras_name, node, inputs, data, where):
         ref, node_count, _ = self.entries[keras_name]
         spec_ref = ref if isinstance(ref, str) else ref["ref"]
+        converter = CONVERTERS.get(self.entries[keras_name][2])
         for key in self._call_args(keras_name):
             # a layer argument in graphspec, a call argument in Keras: one value for all
-            value = bool(data.get("kwargs", {}).get(key, False))
+            given = (data.get("kwargs") or {}).get(key, False)
+            value = isinstance(given, dict) if key in converter.call_tensors else bool(given)
             if node == 0:
                 ref["call_args"][key] = value
                 if value:

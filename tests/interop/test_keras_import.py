@@ -314,7 +314,7 @@ MINIMAL = {"Dense": (2,), "Conv1D": (2, 3), "Conv2D": (2, 3), "Embedding": (3, 2
            "AveragePooling2D": (2,), "AveragePooling1D": (2,), "GaussianDropout": (0.1,),
            "GaussianNoise": (0.1,), "SpatialDropout1D": (0.1,), "SpatialDropout2D": (0.1,),
            "Rescaling": (0.5,), "Conv2DTranspose": (2, 3), "DepthwiseConv2D": (3,),
-           "SeparableConv2D": (2, 3)}
+           "SeparableConv2D": (2, 3), "MultiHeadAttention": (2, 3)}
 
 
 @pytest.mark.parametrize("class_name", sorted(set(CONVERTERS) - {"Bidirectional",
@@ -360,7 +360,7 @@ def test_importable_and_refused_classes():
     """The list the README shows: what imports, and what is refused with a reason
     (the zoo II layers are checked in test_keras_zoo2.py)."""
     assert BASE <= set(CONVERTERS)
-    assert set(KERAS_REFUSED) == {"Lambda", "MultiHeadAttention"}
+    assert set(KERAS_REFUSED) == {"Lambda"}
     assert not set(KERAS_REFUSED) & set(CONVERTERS)
 
 

@@ -11,7 +11,7 @@ from graphspec.interop.keras_import import import_keras
 from graphspec.interop.keras_layers import CONVERTERS
 from graphspec.layers.registry import REGISTRY
 
-ZOO2 = {"Attention", "AdditiveAttention", "GaussianDropout", "GaussianNoise",
+ZOO2 = {"Attention", "AdditiveAttention", "MultiHeadAttention", "GaussianDropout", "GaussianNoise",
         "GroupNormalization", "Normalization", "Rescaling", "SpatialDropout1D",
         "SpatialDropout2D", "UnitNormalization", "AveragePooling1D", "Conv2DTranspose",
         "Cropping1D", "Cropping2D", "DepthwiseConv2D", "ELU", "GlobalAveragePooling1D",
@@ -65,7 +65,7 @@ def test_zoo2_imports_and_predicts_like_keras(keras, keras_dir):
     graph = api.loads(result.text, seed=0, name=str(path))
     graph.set_weights(result.weights)
     top = graph.model("zoo2")
-    assert {layer.TYPE for layer in top.layers()} >= ZOO2
+    assert {layer.TYPE for layer in top.layers()} >= ZOO2 - {"MultiHeadAttention"}
     assert result.spec["layers"]["att"].get("use_causal_mask") is True
     assert result.spec["layers"]["add_att"].get("return_attention_scores") is True
     feeds = random_feeds(model)
@@ -91,3 +91,51 @@ def test_zoo2_imports_and_predicts_like_keras(keras, keras_dir):
 
 def test_every_registry_type_is_covered():
     assert ZOO2 <= set(CONVERTERS)
+
+
+@pytest.mark.parametrize("variant", ["self", "key_and_mask", "mask_only_scores"])
+def test_multi_head_attention_both_ways(keras, keras_dir, variant):
+    L = keras.layers
+    keras.utils.set_random_seed(31)
+    # Keras records the scores' shape as (heads, T, T) whatever S is (its
+    # compute_output_spec), so the variant returning scores attends over S = T
+    steps = 5 if variant == "mask_only_scores" else 7
+    query = keras.Input((5, 6), name="query")
+    value = keras.Input((steps, 4), name="value")
+    inputs = [query, value]
+    mha = L.MultiHeadAttention(num_heads=3, key_dim=2, value_dim=4, name="mha",
+                               output_shape=8 if variant == "key_and_mask" else None)
+    if variant == "self":
+        inputs = [query]
+        out = mha(query, query, use_causal_mask=True)
+    elif variant == "key_and_mask":
+        key = keras.Input((7, 5), name="key")
+        mask = keras.Input((5, 7), name="mask")
+        inputs += [key, mask]
+        out = mha(query, value, key=key, attention_mask=mask)
+    else:
+        mask = keras.Input((1, steps), name="mask")
+        inputs.append(mask)
+        out, scores = mha(query, value, attention_mask=mask, return_attention_scores=True)
+        out = L.Concatenate()([L.Flatten()(out), L.Flatten()(scores)])
+    model = keras.Model(inputs, out, name="attend")
+    feeds = random_feeds(model)
+    if variant != "self":
+        feeds[-1] = (np.random.default_rng(2).random(feeds[-1].shape) > 0.3).astype("float32")
+    path = keras_dir / f"mha_{variant}.keras"
+    model.save(path)
+    result = import_keras(path)
+    graph = api.loads(result.text, seed=0, name=str(path))
+    graph.set_weights(result.weights)
+    top = graph.model("attend")
+    want = model.predict(feeds[0] if len(feeds) == 1 else feeds, verbose=0)
+    got = top.predict(dict(zip(top.input_names, feeds)))[top.output_names[0]]
+    compare_outputs(f"import MultiHeadAttention ({variant})", [want], [got])
+    out_path = keras_dir / f"mha_{variant}_export.keras"
+    export_keras(graph, out_path, "attend")
+    loaded = keras.saving.load_model(out_path)
+    compare_outputs(f"export MultiHeadAttention ({variant})",
+                    [loaded.predict(feeds[0] if len(feeds) == 1 else feeds, verbose=0)],
+                    [got])
+    again = import_keras(out_path)
+    assert again.spec["layers"]["mha"] == result.spec["layers"]["mha"]
