@@ -58,7 +58,8 @@ def export_keras(graph, path, model: str | None = None) -> list:
 
 
 def check_exportable(model) -> None:
-    """Refuse, naming the layer, anything Keras cannot run as graphspec does."""
+    """Refuse, naming the layer, anything Keras cannot run as graphspec does (every
+    layer of the model, those of its sub-models and wrapped layers included)."""
     for layer in model.layers():
         kind = layer.TYPE
         if kind in REFUSED:
@@ -73,9 +74,6 @@ def check_exportable(model) -> None:
         if kind == "Embedding" and layer.config.get("mask_zero"):
             raise InputError(f"Embedding layer '{layer.name}': mask_zero=true would make "
                              "Keras mask timesteps graphspec computes; set it to false")
-    for node in model.nodes:
-        if isinstance(node.layer, Model):
-            check_exportable(node.layer)
 
 
 # -- Keras' order of a model's layers (ops/function.py map_graph) --------------------------

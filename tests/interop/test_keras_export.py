@@ -160,6 +160,13 @@ def test_export_refusals_name_the_layer_and_write_nothing(tmp_path, layer, messa
     assert not path.exists()
 
 
+def test_an_input_named_like_a_layer_is_refused(tmp_path):
+    graph = api.loads(_one_layer_spec("{type: Dense, name: x, units: 2}"), seed=0)
+    with pytest.raises(InputError, match="the name 'x' is both an input and a layer"):
+        export_keras(graph, tmp_path / "m.keras")
+    assert not (tmp_path / "m.keras").exists()
+
+
 def test_export_needs_a_model_choice_when_the_spec_has_several(tmp_path):
     graph = api.load(SPECS / "began.yaml", seed=0)
     with pytest.raises(InputError, match="choose one with --model"):
