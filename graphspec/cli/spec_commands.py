@@ -1,4 +1,4 @@
-"""Commands about the spec itself: validate, schema, plot."""
+"""Commands about the spec itself: validate, schema."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,6 @@ import sys
 import click
 
 from .. import api
-from ..graph.summary import to_dot, to_mermaid
 from ..io.files import atomic_write, dumps_json, guard_outputs
 from ..spec.schema import spec_schema
 from .common import fail, friendly_errors, parse_params, set_option
@@ -61,11 +60,15 @@ def validate(paths, fmt, params):
                                 "errors": [e.as_dict() for e in errs]}
                                for f, errs in report], indent=2))
     else:
+        if fmt == "github":
+            # The one GitHub annotation writer (escapes %, newlines, ',' and ':' in properties).
+            from ..review.action import annotation
         for file, errors in report:
             for e in errors:
                 if fmt == "github":
                     message = f"{e.path}: {e.message}" if e.path else e.message
-                    click.echo(f"::error file={e.file},line={e.line},col={e.col}::{message}")
+                    click.echo(annotation("error", e.file, message, e.line, e.col,
+                                          "graphspec validate"))
                 else:
                     click.echo(e.format())
             if fmt == "text" and not errors:
@@ -96,26 +99,3 @@ def schema(output):
                    err=True)
     else:
         click.echo(text, nl=False)
-
-
-@click.command()
-@click.argument("spec", type=click.Path())
-@click.option("--model", "model_name", help="Model to draw (optional if the spec has one).")
-@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid")
-@click.option("-o", "--output", type=click.Path(), help="Write to a file instead of stdout.")
-@set_option
-@friendly_errors
-def plot(spec, model_name, fmt, output, params):
-    """Draw a model's graph: Mermaid (renders on GitHub) or Graphviz DOT."""
-    graph = api.load(spec, seed=0, params=parse_params(params), initialize=False)
-    model = graph.model(model_name)
-    text = to_mermaid(model) if fmt == "mermaid" else to_dot(model)
-    if output:
-        with atomic_write(output, "w") as handle:
-            handle.write(text)
-        hint = f"dot -Tpng {output} -o graph.png" if fmt == "dot" else \
-            "paste it into a ```mermaid block in Markdown"
-        click.echo(f"wrote {output}; next: {hint}", err=True)
-    else:
-        click.echo(text, nl=False)
-
