@@ -36,7 +36,7 @@ def test_validate_directory_json_and_github_formats(tmp_path):
     assert report[1]["errors"][0]["path"] == "models.mlp.calls[1].in"
     assert report[1]["errors"][0]["line"] == 11
     result = run("validate", "--format", "github", tmp_path)
-    assert result.output.startswith(f"::error file={tmp_path / 'b.yml'},line=11,col=26::"
+    assert result.output.startswith(f"::error file={tmp_path / 'b.yml'},line=11,col=26,title=graphspec validate::"
                                     "models.mlp.calls[1].in: tensor 'hh'")
 
 
