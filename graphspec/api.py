@@ -10,9 +10,9 @@ import gc
 
 from .compiler import Compiler
 from .errors import SpecError, SpecErrors
-from .graph.graph import Graph
 from .spec.loader import Located, load_file, load_text
 from .spec.validate import schema_errors, substitute_params
+from .train.frontend import Graph, Model
 from .train.job import job_problems
 
 
@@ -41,7 +41,9 @@ def _check_all(located: Located, params: dict | None, dtype: str):
     errors += schema_errors(located)
     if errors:
         return errors, None
-    compiler = Compiler(located, dtype).compile()
+    # Models are built as train.frontend.Model: the structure of graph/ plus Keras'
+    # predict/fit methods, which live above graph/ (see graphspec.train.frontend).
+    compiler = Compiler(located, dtype, model_class=Model).compile()
     return compiler.errors, compiler
 
 
@@ -69,6 +71,8 @@ def _build(located: Located, params, dtype, seed, initialize) -> Graph:
         raise SpecErrors(errors)
     graph = Graph(located.file, compiler.layers, compiler.models,
                   located.data.get("training"), dtype=dtype, spec=located.data)
+    declared = located.data.get("params")
+    graph.params = dict(declared if isinstance(declared, dict) else {}, **(params or {}))
     if initialize:
         graph.initialize(seed)
     return graph

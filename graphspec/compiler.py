@@ -36,8 +36,9 @@ def _snake(type_name: str) -> str:
 
 
 class Compiler:
-    def __init__(self, located: Located, dtype: str = "float32"):
+    def __init__(self, located: Located, dtype: str = "float32", model_class=Model):
         self.located = located
+        self.model_class = model_class     # the caller's Model (subclass): see api.load
         self.spec = located.data
         self.dtype = dtype
         self.layer_specs = self.spec.get("layers") or {}
@@ -167,7 +168,8 @@ class Compiler:
                 outputs.append(tensor)
         if len(outputs) != len(spec["outputs"]):
             return _BROKEN
-        return Model(name, inputs, outputs, nodes, trainable=spec.get("trainable", True))
+        return self.model_class(name, inputs, outputs, nodes,
+                                trainable=spec.get("trainable", True))
 
     def _compile_call(self, model_name, call, path, tensors):
         in_names, out_names = _as_list(call["in"]), _as_list(call["out"])

@@ -37,3 +37,22 @@ class SpecErrors(GraphspecError):
 
 class InputError(GraphspecError):
     """A data, weights or input array that does not fit the model (names, shapes, dtypes)."""
+
+
+class TrainingInterrupted(GraphspecError):
+    """Training stopped by Ctrl-C (KeyboardInterrupt) with a checkpoint to resume from.
+
+    ``path`` is the checkpoint file; ``mid_step`` is True when the interrupt arrived
+    inside a weight update, so the position could not be saved and ``path`` holds the
+    last epoch's checkpoint (if any) instead. The CLI exits 130 with this message.
+    """
+
+    def __init__(self, path, mid_step: bool = False):
+        self.path, self.mid_step = path, mid_step
+        if mid_step:
+            message = (f"training interrupted inside a weight update; resume from the last "
+                       f"epoch checkpoint {path} with --resume")
+        else:
+            message = (f"training interrupted; the checkpoint {path} records the position "
+                       "in the epoch: continue with --resume")
+        super().__init__(message)

@@ -26,7 +26,7 @@ from .. import ops
 from ..autodiff.engine import Variable
 from .functions import (FUNCTIONS, EvalContext, check_size, describe, integer_indices,
                         is_int, is_number, tensor_pair, to_tensor)
-from .parser import BATCH, BINARY_OPERATORS, CONSTANTS, MAX_INT_BITS, ExprError
+from .grammar import BATCH, BINARY_OPERATORS, CONSTANTS, MAX_INT_BITS, ExprError
 
 _NUMBER_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
                ast.Div: operator.truediv, ast.Pow: operator.pow,

@@ -29,26 +29,17 @@ from __future__ import annotations
 
 import ast
 import difflib
-import math
 import re
 
-from ..errors import GraphspecError
+from .evaluator import evaluate
 from .functions import FUNCTIONS
+from .grammar import (BATCH, BINARY_OPERATORS, CONSTANTS, MAX_DEPTH, MAX_INT_BITS,
+                      MAX_LENGTH, MAX_NODES, RESERVED, UNARY_OPERATORS, ExprError)
 
-MAX_LENGTH = 2000
-MAX_NODES = 500
-MAX_DEPTH = 50
-# Python integers in an expression (literals and results of integer arithmetic) must fit
-# in this many bits: enough for any shape or index, too few for 10**10**10.
-MAX_INT_BITS = 256
+__all__ = ["BATCH", "BINARY_OPERATORS", "CONSTANTS", "MAX_DEPTH", "MAX_INT_BITS",
+           "MAX_LENGTH", "MAX_NODES", "RESERVED", "UNARY_OPERATORS", "Expression",
+           "ExprError", "parse_expression"]
 
-BATCH = "batch"
-CONSTANTS = {"pi": math.pi, "e": math.e}
-RESERVED = frozenset(FUNCTIONS) | frozenset(CONSTANTS) | {BATCH}
-
-BINARY_OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**",
-                    ast.FloorDiv: "//", ast.Mod: "%", ast.MatMult: "@"}
-UNARY_OPERATORS = {ast.USub: "-", ast.UAdd: "+"}
 _REFUSED_OPERATORS = {ast.LShift: "<<", ast.RShift: ">>", ast.BitOr: "|", ast.BitXor: "^",
                       ast.BitAnd: "&", ast.Not: "not", ast.Invert: "~"}
 
@@ -72,19 +63,6 @@ _REFUSED = {
     ast.Yield: "'yield' is not allowed in expressions",
     ast.YieldFrom: "'yield' is not allowed in expressions",
 }
-
-
-class ExprError(GraphspecError):
-    """An expression that cannot be parsed, is not allowed, or fails to evaluate.
-
-    ``col`` is the 0-based character offset of the offending construct in the
-    expression text; ``field`` optionally names the spec argument holding the text
-    (``expr``, ``output_shape``), so the compiler can point into the spec file.
-    """
-
-    def __init__(self, message: str, col: int = 0, field: str | None = None):
-        self.message, self.col, self.field = message, int(col), field
-        super().__init__(message)
 
 
 class Expression:
@@ -114,7 +92,6 @@ class Expression:
     def evaluate(self, bindings: dict, rng=None, dtype=None):
         """Value of the expression with ``bindings`` (name -> Variable, array, number,
         tuple or list of Variables). See :func:`graphspec.expr.evaluator.evaluate`."""
-        from .evaluator import evaluate  # the evaluator imports ExprError from here
         return evaluate(self, bindings, rng=rng, dtype=dtype)
 
     def __repr__(self):

@@ -6,7 +6,11 @@ import numpy as np
 from ..autodiff import Variable
 from ..errors import InputError
 from ..initializers import initialize
+from ..io.arrays import check_weight
 from ..io.files import load_npz, save_npz
+
+# Entries a weights file or checkpoint may hold besides weights.
+_NOT_WEIGHTS = ("optimizer/", "state/", "trainer/")
 
 
 class Graph:
@@ -18,6 +22,7 @@ class Graph:
         self.training = training or {}  # the spec's training jobs (raw config)
         self.dtype = dtype
         self.spec = spec
+        self.params: dict = {}          # the spec's params as used (declared, then --set)
         self.seed = None
         self._rng = np.random.default_rng()
         for model in models.values():
@@ -67,43 +72,35 @@ class Graph:
         return {k: v for k, v in arrays.items() if k not in self.weight_specs()}
 
     def set_weights(self, arrays: dict, source: str = "weights", strict: bool = True) -> None:
+        """Put ``arrays`` (keyed ``layer/weight``) into the weights, all or nothing.
+
+        Every array is checked by :func:`graphspec.io.arrays.check_weight` (shape, a
+        floating dtype, finite after the cast to the graph's dtype). Under ``strict``
+        every weight must be there and every key must name one (optimizer, loss-state
+        and trainer entries of a checkpoint excepted)."""
         specs = self.weight_specs()
         if not strict:
             specs = {k: v for k, v in specs.items() if k in arrays}
         problems = []
         for key, spec in specs.items():
             if key not in arrays:
-                problems.append(f"missing '{key}' {spec.shape}")
+                problems.append(f"missing '{key}' {tuple(spec.shape)}")
                 continue
-            value = arrays[key]
-            if value.shape != tuple(spec.shape):
-                problems.append(f"'{key}' has shape {value.shape}, the spec needs {spec.shape}")
-            elif not np.issubdtype(value.dtype, np.floating):
-                problems.append(f"'{key}' has dtype {value.dtype}, expected floating point")
-            elif not np.all(np.isfinite(value)):
-                problems.append(f"'{key}' contains NaN or Inf")
-        unknown = [k for k in arrays if strict and k not in specs and "/" in k
-                   and not k.startswith(("optimizer/", "state/", "trainer/"))]
-        problems += [f"unexpected '{k}' (no such layer weight in the spec)" for k in unknown]
+            problem = check_weight(key, arrays[key], spec.shape, self.dtype)
+            if problem:
+                problems.append(problem)
+        if strict:
+            problems += [f"unexpected '{k}' (no such layer weight in the spec)"
+                         for k in arrays if k not in specs and not k.startswith(_NOT_WEIGHTS)]
         if problems:
-            shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more"
-                                               if len(problems) > 8 else "")
-            raise InputError(f"{source} does not match the spec: {shown}")
+            shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more"
+                                               if len(problems) > 5 else "")
+            raise InputError(f"{source} does not match the spec: {shown} (was it written "
+                             "for another spec or other --set params? compare with "
+                             f"`graphspec inspect-nodes SPEC --weights {source}`)")
         for key, var in self.weights().items():
             if key in specs:
                 var.data = arrays[key].astype(self.dtype, copy=True)
-
-    # -- training ---------------------------------------------------------------------
-    def trainer(self, job: str | None = None, model: str | None = None, **overrides):
-        """A Trainer for one of the spec's training jobs (or flags alone, as overrides).
-
-        Alternating training (a GAN's discriminator and generator steps) is two trainers
-        over the same weights, called in turn: ``d.train_on_batch(...)``,
-        ``g.train_on_batch(...)``.
-        """
-        from ..train.job import build_job
-        from ..train.trainer import Trainer
-        return Trainer(self, build_job(self, job, model, overrides))
 
     # -- introspection ------------------------------------------------------------------
     def nodes(self, model: str | None = None, layer: str | None = None) -> list:

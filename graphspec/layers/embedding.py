@@ -41,9 +41,8 @@ def embedding_lookup(table, indices, layer_name: str = "embedding") -> Variable:
         low, high = idx.min(), idx.max()
         if low < 0 or high >= rows:
             bad = low if low < 0 else high
-            bad = int(bad) if np.issubdtype(idx.dtype, np.integer) else float(bad)
             raise EmbeddingIndexError(
-                f"Embedding layer '{layer_name}': index {bad!r} is out of range; indices "
+                f"Embedding layer '{layer_name}': index {str(bad)} is out of range; indices "
                 f"must be in [0, {rows - 1}] (input_dim={rows})")
     if not np.issubdtype(idx.dtype, np.integer):
         idx = idx.astype(np.int64)

@@ -9,11 +9,12 @@ document is refused instead of exhausting memory.
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 import yaml
 
-from ..errors import SpecError
+from ..errors import InputError, SpecError
 
 MAX_SPEC_BYTES = 4 << 20          # a spec is a text file someone reviews, not a data dump
 MAX_VALUES = 200_000              # scalars + containers after alias expansion
@@ -135,6 +136,56 @@ class _Builder:
         return out
 
 
+# -- YAML 1.2 numbers ----------------------------------------------------------------------
+# PyYAML resolves plain scalars by YAML 1.1, where a float needs a dot and a signed
+# exponent: ``1e-3``, ``1E5`` and ``1.5e3`` are strings there, so ``learning_rate: 3e-3``
+# failed validation. YAML 1.2 (and JSON, and every Keras user) reads them as numbers.
+# The spec loaders below add YAML 1.2's exponent forms to the float resolver (on their
+# own subclasses: PyYAML's loaders are left as they are for everyone else).
+_FLOAT_1_2 = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$")
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+
+
+def _with_yaml_1_2_floats(base):
+    loader = type(f"Spec{base.__name__}", (base,), {})
+    loader.yaml_implicit_resolvers = {k: list(v) for k, v in
+                                      base.yaml_implicit_resolvers.items()}
+    loader.add_implicit_resolver(_FLOAT_TAG, _FLOAT_1_2, list("-+.0123456789"))
+    return loader
+
+
+_SpecLoader = _with_yaml_1_2_floats(yaml.SafeLoader)
+_FastSpecLoader = _with_yaml_1_2_floats(yaml.CSafeLoader) \
+    if getattr(yaml, "__with_libyaml__", False) else None
+
+
+def parse_scalar(text: str):
+    """A ``--set NAME=VALUE`` value read as a spec scalar would be: YAML 1.2 numbers
+    (``5E-1`` -> 0.5, ``.5``, ``1e5`` -> 100000.0), ``true``/``false``, integers, else
+    the text as a string. Anything that is not one scalar (a list, a mapping, nothing,
+    a tag) raises :class:`~graphspec.errors.InputError`."""
+    text = str(text)
+    try:
+        loader = _SpecLoader(text)
+        try:
+            node = loader.get_single_node()
+            if not isinstance(node, yaml.ScalarNode) or node.tag.startswith("!") \
+                    or node.tag not in _SCALAR_TAGS:
+                raise InputError(f"'{one_line(text)}': a value must be a number, string "
+                                 "or boolean")
+            value = loader.construct_object(node, deep=True)
+        finally:
+            loader.dispose()
+    except (yaml.YAMLError, ValueError, OverflowError):
+        return text
+    if value is None:
+        raise InputError(f"'{one_line(text)}': a value must be a number, string or boolean")
+    return value
+
+
+_SCALAR_TAGS = {"tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null")}
+
+
 # libyaml composes ~10x faster than PyYAML's pure-Python composer, but it recurses in C
 # without a depth limit (2 million nested '[' crash the process). It is used only when
 # a cheap over-estimate of the nesting depth is small; everything else, and every
@@ -163,12 +214,12 @@ def _compose(text: str):
     """The node tree and the loader that made it (its constructors build scalars)."""
     if getattr(yaml, "__with_libyaml__", False) and _nesting_bound(text) <= LIBYAML_MAX_DEPTH:
         yaml.reader.Reader(text)   # PyYAML's character checks first, same errors
-        fast = yaml.CSafeLoader(text)
+        fast = _FastSpecLoader(text)
         try:
             return fast, fast.get_single_node()
         except yaml.YAMLError:
             fast.dispose()         # refused: let PyYAML say why, in its words
-    loader = yaml.SafeLoader(text)
+    loader = _SpecLoader(text)
     try:
         return loader, loader.get_single_node()
     except BaseException as exc:

@@ -65,6 +65,8 @@ class TrainingJob:
     batch_size: int = 32
     validation_split: float = 0.0
     shuffle: bool = True
+    name: str | None = None                            # the spec's job name, if any
+    overrides: dict = field(default_factory=dict)      # what the caller set explicitly
 
 
 class _Problems:
@@ -106,8 +108,24 @@ def _select_config(graph, job_name, model_name, overrides):
         raise InputError(f"{graph.file} has no training job '{job_name}'"
                          f"{_did_you_mean(job_name, jobs)} (jobs: {', '.join(jobs) or 'none'})")
     config = dict(jobs[job_name]) if job_name else {}
+    optimizer = overrides.get("optimizer")
+    if isinstance(optimizer, dict) and "type" not in optimizer:
+        # An override names only what it changes (--learning-rate alone keeps the job's
+        # optimizer type and its other hyper-parameters).
+        overrides = dict(overrides, optimizer=merge_optimizer(config.get("optimizer"),
+                                                              optimizer))
     config.update(overrides)
     return job_name, config
+
+
+def merge_optimizer(base, changes: dict) -> dict:
+    """The optimizer config ``base`` (a name, a mapping, or None for the default) with
+    the hyper-parameters in ``changes`` replaced; its type is kept."""
+    if base is None:
+        base = {"type": "rmsprop"}
+    elif isinstance(base, str):
+        base = {"type": base}
+    return dict(base, **changes)
 
 
 def _resolve(graph, config, problems: _Problems, model_name=None):
@@ -172,6 +190,9 @@ def build_job(graph, job_name: str | None = None, model_name: str | None = None,
     job_name, config = _select_config(graph, job_name, model_name, overrides)
     problems = _Problems()
     job = _resolve(graph, config, problems, model_name)
+    if job is not None:
+        job.name = job_name
+        job.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     if problems.items:
         path, message = problems.items[0]
         where = ".".join(str(p) for p in ("training", job_name) + path) if job_name else "job"

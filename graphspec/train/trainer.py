@@ -3,24 +3,31 @@ then the once-per-step updates of stateful loss variables.
 
 The total loss is ``sum_o w_o * mean(loss_o(y_o, pred_o))`` plus weight and activity
 regularizers plus the job's added losses (expressions over any tensor of the model).
-Which weights move is decided once per job: a weight is trained only if its layer and
+Which weights move is decided once per job by the model walk
+(:func:`graphspec.graph.walk.iter_layers`): a weight is trained only if its layer and
 every sub-model that contains it are trainable and none of them is in the job's
 ``freeze`` list (Keras' AND semantics); frozen weights do not even get gradients.
+
+The model runs through the one executor (:mod:`graphspec.runtime.executor`); the data
+is checked once, by :mod:`graphspec.io.arrays`; checkpoints and resuming live in
+:mod:`graphspec.train.checkpoint`.
 """
 from __future__ import annotations
 
-import json
+import contextlib
 import math
-import os
+import signal
+import threading
+import warnings
 
 import numpy as np
 
 from .. import ops
 from ..autodiff import Variable, backward, recording
-from ..errors import GraphspecError, InputError
-from ..graph.model import Model
-from ..io.files import load_npz, save_npz
-from ..layers.base import CallContext
+from ..errors import GraphspecError, InputError, TrainingInterrupted
+from ..io.arrays import check_inputs, check_target
+from ..runtime import executor
+from . import checkpoint
 from .losses import reduce_loss
 from .metrics import get_metric, reduce_metric
 from .progress import ProgressBar
@@ -40,23 +47,61 @@ def _scalar(value) -> float:
     return float(np.asarray(data, dtype=np.float64).mean())
 
 
+class EpochSums:
+    """Running, sample-weighted sums of one epoch's batch logs. Skipped batches (a
+    non-finite loss under ``on_nan="skip"``) are counted, not averaged in."""
+
+    def __init__(self, sums=None, seen: int = 0, skipped: int = 0):
+        self.sums, self.seen, self.skipped = dict(sums or {}), int(seen), int(skipped)
+
+    def add(self, logs: dict, rows: int) -> None:
+        if logs.get("skipped"):
+            self.skipped += 1
+            return
+        for k, v in logs.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v * rows
+        self.seen += rows
+
+    def logs(self, state: dict, count_skipped: bool) -> dict:
+        out = {k: v / self.seen for k, v in self.sums.items()} if self.seen else \
+            {"loss": float("nan")}
+        out.update(state)
+        if count_skipped:
+            out["skipped"] = float(self.skipped)
+        return out
+
+    def as_dict(self) -> dict:
+        return {"sums": self.sums, "seen": self.seen, "skipped": self.skipped}
+
+
 class Trainer:
     def __init__(self, graph, job):
-        self.graph, self.job, self.model = graph, job, job.model
-        weights = graph.weights()
+        self.graph = graph
+        self.job_name = job.name
+        self.set_job(job)
+        self.state = {name: s.value for name, s in job.state.items()}
+        self.history: dict = {}
+        self.epoch = 0
+        self.last_epoch_logs: dict = {}     # the figures of the last epoch this run trained
+        self.last_fit_params: dict = {}
+        self._warned = False
+        self._sigint = False
+
+    def set_job(self, job) -> None:
+        """Use ``job`` (resuming may rebuild the job from the checkpoint's settings)."""
+        self.job, self.model = job, job.model
+        weights = self.graph.weights()
         uses = self.model.layer_uses(job.freeze)
         self.params = [(f"{u.layer.name}/{name}", weights[f"{u.layer.name}/{name}"])
                        for u in uses for name in u.trainable_weight_names()]
         self.frozen = frozenset(id(u.layer) for u in uses if not u.trainable)
         self.regularized = weight_regularizers(uses)
-        self.state = {name: s.value for name, s in job.state.items()}
-        self.history: dict = {}
-        self.epoch = 0
         self._metric_fns: dict = {}
 
     # -- data ----------------------------------------------------------------------------
     def split_data(self, data: dict):
-        """Inputs and targets from one mapping keyed by input and output names."""
+        """Inputs and targets from one mapping keyed by input and output names, checked
+        (:mod:`graphspec.io.arrays`) and cast; ``(inputs, targets, rows)``."""
         try:
             return self._split_data(data)
         except DataError:
@@ -72,21 +117,12 @@ class Trainer:
             raise DataError(f"training data for model '{model.name}' lacks {missing}; it "
                              f"needs inputs {model.input_names} and targets "
                              f"{list(self.job.losses)} (found {sorted(data)})")
-        inputs = model.check_inputs({n: data[n] for n in model.input_names})
+        inputs = check_inputs(model, {n: data[n] for n in model.input_names})
         size = next(iter(inputs.values())).shape[0]
         if size == 0:
             raise DataError(f"training data for model '{model.name}' has no samples")
-        targets = {}
-        for name in self.job.losses:
-            target = np.asarray(data[name])
-            if target.dtype == object or not np.issubdtype(target.dtype, np.number):
-                raise DataError(f"target '{name}' must be numeric, got dtype {target.dtype}")
-            if target.shape[:1] != (size,):
-                raise DataError(f"target '{name}' has {target.shape[0] if target.ndim else 0} "
-                                 f"samples, the inputs have {size}")
-            if not np.all(np.isfinite(target)):
-                raise DataError(f"target '{name}' contains NaN or Inf")
-            targets[name] = target
+        targets = {name: check_target(name, data[name], size, self.graph.dtype)
+                   for name in self.job.losses}
         return inputs, targets, size
 
     # -- the objective -------------------------------------------------------------------
@@ -165,16 +201,29 @@ class Trainer:
             var.requires_grad = key in trainable
             var.grad = None
 
-    def train_on_batch(self, inputs: dict, targets: dict, rng=None, on_nan="stop",
-                       where="") -> dict:
-        """One optimizer step on one batch; returns the batch's loss, metrics and state."""
+    def _warn_if_nothing_trains(self):
+        if not self.params and not self._warned:
+            self._warned = True
+            warnings.warn(f"model '{self.model.name}' has no trainable weights in this job "
+                          "(all frozen, or none): training changes nothing", stacklevel=3)
+
+    def train_on_batch(self, inputs: dict, targets: dict | None = None, rng=None,
+                       on_nan="stop", where="") -> dict:
+        """One optimizer step on one batch (Keras' ``train_on_batch``); returns the
+        batch's loss, metrics and state. ``targets`` only for outputs with a loss (a
+        job trained on added losses alone has none)."""
+        checked, checked_targets, _ = self.split_data({**inputs, **(targets or {})})
+        self._warn_if_nothing_trains()
+        return self._step(checked, checked_targets, rng, on_nan, where)
+
+    def _step(self, inputs: dict, targets: dict, rng=None, on_nan="stop", where="") -> dict:
         rng = rng if rng is not None else self.graph.rng()
         self._set_requires_grad()
-        ctx = CallContext(training=True, rng=rng, frozen=self.frozen, activity=[])
+        ctx = executor.context(self.model, training=True, rng=rng, frozen=self.frozen,
+                               collect_activity=True)
         # Overflow shows up as a non-finite loss, reported below with epoch and batch.
         with recording(True), np.errstate(over="ignore", invalid="ignore"):
-            feeds = [Variable(inputs[n]) for n in self.model.input_names]
-            values = self.model.run(feeds, ctx)
+            values = executor.run(self.model, inputs, ctx, record=True)
             total, logs = self._objective(values, targets, rng, ctx.activity)
         loss = _scalar(total)
         if not math.isfinite(loss):
@@ -183,6 +232,7 @@ class Trainer:
                                     "check the data, or pass --on-nan skip to skip such "
                                     "batches")
             return {"loss": loss, "skipped": 1.0}
+        self._updating = True       # an interrupt from here on leaves a half-done step
         with np.errstate(over="ignore", invalid="ignore"):
             backward(total)
             self.job.optimizer.apply(self.params)
@@ -191,28 +241,32 @@ class Trainer:
         result = {k: _scalar(v) for k, v in logs.items()}
         result.update(self._metrics(values, targets))
         self._update_state(logs)
+        self._updating = False
         result.update(self.state)
         return result
 
-    def evaluate(self, data: dict, batch_size: int = 32) -> dict:
-        """Loss and metrics over ``data`` without updating anything (Keras' evaluate)."""
+    def evaluate(self, data: dict, batch_size: int = 32, allow_nonfinite: bool = False) -> dict:
+        """Loss and metrics over ``data`` without updating anything (Keras' evaluate).
+        NaN/Inf model outputs are an error naming the node that first produced them,
+        unless ``allow_nonfinite``."""
         inputs, targets, size = self.split_data(data)
         sums, count = {}, 0
-        ctx = CallContext(training=False, rng=self.graph.rng(), activity=[])
-        with recording(False):
-            for start in range(0, size, batch_size):
-                sl = slice(start, start + batch_size)
-                values = self.model.run([Variable(inputs[n][sl]) for n in self.model.input_names],
-                                        ctx)
-                batch_targets = {k: v[sl] for k, v in targets.items()}
+        ctx = executor.context(self.model, collect_activity=True)
+        for rows in executor.batch_rows(size, int(batch_size)):
+            values = executor.run(self.model, {k: v[rows] for k, v in inputs.items()}, ctx)
+            if not allow_nonfinite:
+                executor.check_finite_outputs(self.model, values,
+                                              f" (rows {rows.start}..{rows.stop - 1})")
+            batch_targets = {k: v[rows] for k, v in targets.items()}
+            with recording(False):
                 _, logs = self._objective(values, batch_targets, ctx.rng, ctx.activity)
-                ctx.activity.clear()
-                logs = {k: _scalar(v) for k, v in logs.items()}
-                logs.update(self._metrics(values, batch_targets))
-                n = min(batch_size, size - start)
-                for k, v in logs.items():
-                    sums[k] = sums.get(k, 0.0) + v * n
-                count += n
+            ctx.activity.clear()
+            logs = {k: _scalar(v) for k, v in logs.items()}
+            logs.update(self._metrics(values, batch_targets))
+            n = rows.stop - rows.start
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + v * n
+            count += n
         return {k: v / max(count, 1) for k, v in sums.items()}
 
     # -- fit ---------------------------------------------------------------------------
@@ -223,98 +277,152 @@ class Trainer:
         """Keras-like fit; returns the history (per-epoch lists of every logged value).
 
         Each epoch draws its shuffle order and its sampling noise from a generator seeded
-        by ``(seed, epoch)``, so a run resumed from an epoch checkpoint reaches the same
-        numbers as one that was never interrupted.
+        by ``(seed, epoch)``, so a run resumed from a checkpoint reaches the same numbers
+        as one that was never interrupted. With ``checkpoint_dir`` a checkpoint holding
+        the whole run configuration is written after every epoch, and Ctrl-C (or any
+        KeyboardInterrupt between steps) writes one that records the position inside
+        the epoch, then raises :class:`~graphspec.errors.TrainingInterrupted`.
+        ``resume`` continues from it: settings not given now are the checkpoint's, a
+        conflicting one is refused, a new learning rate is applied (and said).
         """
-        job = self.job
-        epochs = int(epochs or job.epochs)
-        batch_size = int(batch_size or job.batch_size)
-        validation_split = job.validation_split if validation_split is None else validation_split
-        shuffle = job.shuffle if shuffle is None else shuffle
-        seed = int(np.random.SeedSequence().entropy % (2 ** 31)) if seed is None else seed
         inputs, targets, size = self.split_data(data)
-        train_idx, val_idx = _split(size, validation_split)
-        if checkpoint_dir and not resume:
-            _make_checkpoint_dir(checkpoint_dir)   # fail now, not after the first epoch
+        given = {"epochs": epochs, "batch_size": batch_size,
+                 "validation_split": validation_split, "shuffle": shuffle, "seed": seed}
+        position = None
         if resume:
-            seed = self.restore(checkpoint_dir)
-        for epoch in range(self.epoch, epochs):
+            settings, position = checkpoint.resume(self, checkpoint_dir, given,
+                                                   {**inputs, **targets}, stream)
+        else:
+            settings = self._settings(given)
+            if checkpoint_dir:
+                checkpoint.make_dir(checkpoint_dir)   # fail now, not after the first epoch
+        run = checkpoint.run_config(self, settings, {**inputs, **targets}) \
+            if checkpoint_dir else None
+        self._warn_if_nothing_trains()
+        with self._deferred_sigint(bool(checkpoint_dir)):
+            self._epochs(inputs, targets, size, settings, position, run, checkpoint_dir,
+                         on_nan, verbose, stream)
+        return self.history
+
+    def _settings(self, given: dict) -> dict:
+        job = self.job
+        seed = given["seed"]
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy % (2 ** 31))
+        return {"epochs": int(given["epochs"] or job.epochs),
+                "batch_size": int(given["batch_size"] or job.batch_size),
+                "validation_split": float(job.validation_split
+                                          if given["validation_split"] is None
+                                          else given["validation_split"]),
+                "shuffle": bool(job.shuffle if given["shuffle"] is None else given["shuffle"]),
+                "seed": int(seed)}
+
+    def _epochs(self, inputs, targets, size, settings, position, run, checkpoint_dir,
+                on_nan, verbose, stream):
+        batch_size, seed = settings["batch_size"], settings["seed"]
+        train_idx, val_idx = _split(size, settings["validation_split"])
+        steps = math.ceil(len(train_idx) / batch_size)
+        self.last_fit_params = {"epochs": settings["epochs"], "batch_size": batch_size,
+                                "steps": steps}
+        for epoch in range(self.epoch, settings["epochs"]):
             rng = np.random.default_rng([seed, epoch])
-            order = rng.permutation(train_idx) if shuffle else train_idx
-            bar = ProgressBar(epoch + 1, epochs, math.ceil(len(order) / batch_size),
-                              enabled=verbose, stream=stream)
-            sums, seen = {}, 0
-            for b, start in enumerate(range(0, len(order), batch_size)):
-                idx = order[start:start + batch_size]
-                logs = self.train_on_batch({k: v[idx] for k, v in inputs.items()},
-                                           {k: v[idx] for k, v in targets.items()}, rng,
-                                           on_nan, f" at epoch {epoch + 1}, batch {b + 1}")
-                for k, v in logs.items():
-                    sums[k] = sums.get(k, 0.0) + v * len(idx)
-                seen += len(idx)
-                epoch_logs = {k: v / seen for k, v in sums.items()}
-                epoch_logs.update(self.state)
-                bar.update(b + 1, epoch_logs)
+            order = rng.permutation(train_idx) if settings["shuffle"] else train_idx
+            sums, first = EpochSums(), 0
+            if position is not None and position["epoch"] == epoch:
+                sums, first = EpochSums(**position["sums"]), position["batch"]
+                checkpoint.set_rng_state(rng, position["rng"])
+            bar = ProgressBar(epoch + 1, settings["epochs"], steps, enabled=verbose,
+                              stream=stream)
+            for b in range(first, steps):
+                idx = order[b * batch_size:(b + 1) * batch_size]
+                before = rng.bit_generator.state
+                try:
+                    if self._sigint:
+                        raise KeyboardInterrupt
+                    logs = self._step({k: v[idx] for k, v in inputs.items()},
+                                      {k: v[idx] for k, v in targets.items()}, rng,
+                                      on_nan, f" at epoch {epoch + 1}, batch {b + 1}")
+                except KeyboardInterrupt:
+                    where = {"epoch": epoch, "batch": b, "sums": sums.as_dict(),
+                             "rng": before}
+                    self._interrupted(checkpoint_dir, run, where)
+                sums.add(logs, len(idx))
+                bar.update(b + 1, sums.logs(self.state, on_nan == "skip"))
+            epoch_logs = sums.logs(self.state, on_nan == "skip")
             if len(val_idx):
                 val = self.evaluate({**{k: v[val_idx] for k, v in inputs.items()},
-                                     **{k: v[val_idx] for k, v in targets.items()}}, batch_size)
+                                     **{k: v[val_idx] for k, v in targets.items()}},
+                                    batch_size, allow_nonfinite=True)
                 epoch_logs.update({f"val_{k}": v for k, v in val.items()})
             bar.finish(epoch_logs)
             for k, v in epoch_logs.items():
                 self.history.setdefault(k, []).append(float(v))
             self.epoch = epoch + 1
+            self.last_epoch_logs = epoch_logs
             if checkpoint_dir:
-                self.save_checkpoint(checkpoint_dir, seed)
-        return self.history
+                checkpoint.save(self, checkpoint_dir, run, None)
+
+    def _interrupted(self, checkpoint_dir, run, where):
+        """KeyboardInterrupt inside fit: save where we are (if we can), then say so."""
+        self._sigint = False
+        if not checkpoint_dir:
+            raise KeyboardInterrupt
+        if getattr(self, "_updating", False):
+            # Interrupted inside a weight update: the weights are half-updated, so the
+            # position cannot be saved; the last epoch's checkpoint stands.
+            self._updating = False
+            raise TrainingInterrupted(checkpoint.path_in(checkpoint_dir), mid_step=True) \
+                from None
+        path = checkpoint.save(self, checkpoint_dir, run, where)
+        raise TrainingInterrupted(path) from None
+
+    @contextlib.contextmanager
+    def _deferred_sigint(self, enabled: bool):
+        """With a checkpoint to write, a first Ctrl-C stops training at the next batch
+        boundary (a step is never cut in half); a second one stops at once."""
+        if not enabled or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        try:
+            previous = signal.getsignal(signal.SIGINT)
+        except ValueError:
+            previous = None
+        if previous is not signal.default_int_handler:
+            yield               # someone else handles SIGINT: leave it to them
+            return
+
+        def handler(signum, frame):
+            if self._sigint:
+                raise KeyboardInterrupt
+            self._sigint = True
+        self._sigint = False
+        signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            self._sigint = False
 
     # -- checkpoints ---------------------------------------------------------------------
     def state_arrays(self) -> dict:
         return {f"state/{k}": np.asarray(v, dtype=np.float64) for k, v in self.state.items()}
 
     def save_checkpoint(self, directory, seed: int) -> str:
-        _make_checkpoint_dir(directory)
-        arrays = {key: var.data for key, var in self.graph.weights().items()}
-        arrays.update(self.job.optimizer.state_dict())
-        arrays.update(self.state_arrays())
-        arrays["trainer/epoch"] = np.asarray(self.epoch)
-        arrays["trainer/seed"] = np.asarray(seed)
-        arrays["trainer/history"] = np.asarray(json.dumps(self.history))
-        path = os.path.join(directory, "checkpoint.npz")
-        save_npz(path, arrays)
-        return path
-
-    def restore(self, directory) -> int:
-        """Load the last checkpoint in ``directory``; returns the run's seed."""
-        if not directory:
-            raise InputError("--resume needs --checkpoint DIR")
-        path = os.path.join(directory, "checkpoint.npz")
-        if not os.path.exists(path):
-            raise InputError(f"--resume: no checkpoint at {path}")
-        arrays = load_npz(path)
-        for key in ("trainer/epoch", "trainer/seed", "trainer/history"):
-            if key not in arrays:
-                raise InputError(f"{path} is not a graphspec checkpoint (no '{key}')")
-        self.graph.set_weights(arrays, source=path)
-        self.job.optimizer.load_state_dict({k: v for k, v in arrays.items()
-                                            if k.startswith("optimizer/")})
-        for name in self.state:
-            if f"state/{name}" in arrays:
-                self.state[name] = float(arrays[f"state/{name}"])
-        self.epoch = int(arrays["trainer/epoch"])
-        self.history = json.loads(str(arrays["trainer/history"]))
-        return int(arrays["trainer/seed"])
-
-
-def _make_checkpoint_dir(directory):
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot use '{directory}' as a checkpoint directory: "
-                         f"{exc.strerror or exc}") from None
+        """A checkpoint at an epoch boundary (the run settings of the last fit)."""
+        settings = dict(self._settings({"epochs": None, "batch_size": None,
+                                        "validation_split": None, "shuffle": None,
+                                        "seed": seed}))
+        return checkpoint.save(self, directory, checkpoint.run_config(self, settings, {}),
+                               None)
 
 
 def _split(size, validation_split):
     """Keras takes the validation samples from the end, before any shuffling."""
+    if not 0 <= validation_split < 1:
+        raise InputError(f"validation_split must be in [0, 1), got {validation_split}")
     n_val = int(size * validation_split) if validation_split else 0
+    if n_val >= size:
+        raise InputError(f"validation_split {validation_split} leaves no training samples "
+                         f"out of {size}; use a smaller split or more data")
     indices = np.arange(size)
     return indices[: size - n_val], indices[size - n_val:]
