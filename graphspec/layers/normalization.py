@@ -58,6 +58,10 @@ class Normalization(Layer):
         if (self.mean is None) != (self.variance is None):
             raise ShapeError(f"{self.TYPE} layer '{self.name}': give both mean and "
                              "variance, or neither")
+        if self.mean is not None and np.shape(self.mean) != np.shape(self.variance):
+            raise ShapeError(f"{self.TYPE} layer '{self.name}': mean and variance must have "
+                             f"the same shape (Keras' rule), got {np.shape(self.mean)} and "
+                             f"{np.shape(self.variance)}")
         for arg in ("mean", "variance"):
             self._given(arg, self._stat_shape(shape))
         return [shape]
