@@ -3,7 +3,8 @@ centres, PyTorch's ``align_corners=False``, what Keras' resize does on every bac
 it enlarges by an integer factor).
 
 Bilinear resizing is linear and separable: one small interpolation matrix per spatial
-axis, applied with ``tensordot``; the backward applies the transposed matrices.
+axis, applied as batched matrix products; the backward applies the transposed
+matrices.
 """
 from __future__ import annotations
 
@@ -38,9 +39,17 @@ def bilinear_matrix(size: int, factor: int, dtype) -> np.ndarray:
     return matrix.astype(dtype)
 
 
-def _along(array, matrix, axis):
-    """``matrix`` applied to ``axis`` of ``array`` (the axis keeps its place)."""
-    return np.moveaxis(np.tensordot(matrix, array, axes=([1], [axis])), 0, axis)
+def _rows(array, matrix):
+    """``matrix`` (H', H) applied to axis 1 of (B, H, W, C): one batched GEMM on the
+    contiguous (B, H, W*C) view."""
+    b, h, w, c = array.shape
+    return np.matmul(matrix, array.reshape(b, h, w * c)).reshape(b, -1, w, c)
+
+
+def _cols(array, matrix):
+    """``matrix`` (W', W) applied to axis 2 of (B, H, W, C) as (B*H, W, C) GEMMs."""
+    b, h, w, c = array.shape
+    return np.matmul(matrix, array.reshape(b * h, w, c)).reshape(b, h, -1, c)
 
 
 def upsample_bilinear2d(x, factors) -> Variable:
@@ -48,8 +57,8 @@ def upsample_bilinear2d(x, factors) -> Variable:
     x = as_variable(x)
     rows = bilinear_matrix(x.shape[1], factors[0], x.dtype)
     cols = bilinear_matrix(x.shape[2], factors[1], x.dtype)
-    out = _along(_along(x.data, rows, 1), cols, 2)
+    out = _cols(_rows(np.ascontiguousarray(x.data), rows), cols)
 
     def backward(g):
-        return (_along(_along(g, cols.T, 2), rows.T, 1),)
-    return result(np.ascontiguousarray(out), (x,), backward)
+        return (_rows(_cols(np.ascontiguousarray(g), cols.T), rows.T),)
+    return result(out, (x,), backward)
