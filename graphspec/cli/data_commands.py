@@ -9,7 +9,8 @@ import click
 
 from ..errors import InputError
 from ..io import files
-from ..io.modelfile import open_graph, save_model
+from ..api import open_graph
+from ..io.modelfile import save_model
 from ..io.table_readers import profile_columns
 from ..io.tabular import load_table
 from .common import friendly_errors, parse_params, set_option

@@ -19,32 +19,15 @@ evaluator's. Function calls are looked up by name in ``onnx_functions.FUNCTIONS`
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..autodiff import Variable
 from ..expr import ExprError, parse_expression
+from .onnx_values import Sym, T  # noqa: F401 - re-exported for converters
 
 _PROBES = ((2, 1), (5, 3))     # (batch, size of unknown feature axes) of the two runs
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
-
-
-@dataclass
-class T:
-    name: str
-    shape: tuple
-    dtype: np.dtype
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-
-@dataclass
-class Sym:
-    name: str
-    dtype: np.dtype
 
 
 class Refused(ExprError):

@@ -18,10 +18,10 @@ import ast
 import numpy as np
 
 from ..expr.functions import as_axes, as_axis
-from .onnx_expr import Sym, T
-from .onnx_layers import batch_dot as einsum_batch_dot
-from .onnx_layers import gelu as gelu_nodes
-from .onnx_layers import l2_normalize as l2_nodes
+from .onnx_values import Sym, T
+from .onnx_nodes import batch_dot as einsum_batch_dot
+from .onnx_nodes import gelu as gelu_nodes
+from .onnx_nodes import l2_normalize as l2_nodes
 
 # Functions with no ONNX form: name -> why (none today: every function exports).
 FUNCTION_REFUSALS: dict = {}

@@ -12,7 +12,7 @@ from ..errors import GraphspecError
 
 
 def _activation(b, x: str, name: str, hint: str) -> str:
-    from .onnx_layers import activation
+    from .onnx_nodes import activation
     if name == "hard_sigmoid":          # Keras 3: relu6(x + 3) / 6
         return b.op("HardSigmoid", [x], hint, alpha=1.0 / 6.0, beta=0.5)
     return activation(b, x, name, hint)

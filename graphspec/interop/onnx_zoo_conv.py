@@ -7,8 +7,11 @@ and Resize-on-images are channels-first, so those run between two Transposes.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
+from ..layers.data_format import channels_first, last_shape
 from ..ops.conv import pad_amounts
 from ..ops.conv_transpose import transpose_pads
 
@@ -18,7 +21,7 @@ INT64_MAX = np.iinfo(np.int64).max
 def _activation(c, y, name):
     # onnx_layers imports this module for its table, so its helper is looked up here,
     # at conversion time (as onnx_unrolled does)
-    from .onnx_layers import activation
+    from .onnx_nodes import activation
     return activation(c.builder, y, name, c.hint)
 
 
@@ -206,3 +209,28 @@ ZOO_CONV_CONVERTERS = {
     "UpSampling1D": up_sampling1d, "UpSampling2D": up_sampling2d,
     "ZeroPadding1D": zero_padding1d,
 }
+
+
+def channels_first_aware(converters: dict) -> dict:
+    """Every converter of ``converters`` made to honour ``data_format: channels_first``
+    as the layers do: the input transposed to channels-last, the channels-last
+    converter, outputs of rank > 2 transposed back. Layers without the argument (or
+    channels-last) go straight to their converter."""
+    return {kind: _channels_first_call(convert) for kind, convert in converters.items()}
+
+
+def _channels_first_call(convert):
+    def wrapped(c):
+        layer = c.layer
+        if not channels_first(layer) or len(c.input_shapes[0]) < 3:
+            return convert(c)
+        b, rank = c.builder, len(c.input_shapes[0])
+        x = b.transpose(c.inputs[0], [0, *range(2, rank), 1], f"{c.hint}_channels_last")
+        inner = replace(c, inputs=[x], hint=f"{c.hint}_inner",
+                        input_shapes=[last_shape(layer, s) for s in c.input_shapes],
+                        output_shapes=[last_shape(layer, s) for s in c.output_shapes])
+        outs = convert(inner)
+        return [y if len(shape) < 3 else
+                b.transpose(y, [0, len(shape) - 1, *range(1, len(shape) - 1)], c.hint)
+                for y, shape in zip(outs, inner.output_shapes)]
+    return wrapped

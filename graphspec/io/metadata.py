@@ -277,28 +277,3 @@ def read_file_metadata(path) -> dict | None:
         raise InputError(f"cannot read the graphspec metadata of '{path}': "
                          f"{str(exc)[:120]}") from None
     return read_metadata({META_KEY: raw}, path)
-
-
-def declared_params(spec_path) -> dict | None:
-    from ..spec.loader import load_file
-    data = load_file(spec_path).data
-    params = data.get("params") if isinstance(data, dict) else None
-    return params if isinstance(params, dict) else {}
-
-
-def resolve_params(weights_path, explicit_params: dict | None, spec_path=None):
-    """(params, notes) to compile a spec with before loading ``weights_path`` into it.
-
-    Call this before :func:`graphspec.api.load`: a spec is compiled with its params, so
-    the recorded ones must be known first. With ``spec_path``, recorded params the spec
-    does not declare are left out (with a note) and only values that differ from the
-    spec's defaults are mentioned.
-    """
-    explicit = dict(explicit_params or {})
-    if not weights_path:
-        return explicit, []
-    meta = read_file_metadata(weights_path)
-    if meta is None or not meta["params"]:
-        return explicit, []
-    declared = declared_params(spec_path) if spec_path is not None else None
-    return merge_params(meta["params"], explicit, str(weights_path), declared)

@@ -8,9 +8,10 @@ all its checks (sizes, member counts, headers, no pickles), member names that co
 escape a directory are refused, and a weights file is a model file without its spec.
 Which one a path holds is decided by its content, never by its name.
 
-Commands compile with :func:`prepare` (SPEC a YAML spec or a model file, params resolved
-from what the files record), allocate, then :func:`load_weights` from
-:func:`weights_source`; :func:`open_graph` does all three for scripts and ``pack``.
+Commands compile with :func:`graphspec.api.prepare` (SPEC a YAML spec or a model file,
+params resolved from what the files record), allocate, then :func:`load_weights` from
+:func:`weights_source`; :func:`graphspec.api.open_graph` does all three for scripts and
+``pack``. Compiling lives in the API, above this module: io/ describes files only.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from ..errors import InputError
 from .files import load_npz, save_npz
-from .metadata import (META_KEY, MAX_SPEC_TEXT_BYTES, declared_params, spec_text_of,
+from .metadata import (META_KEY, MAX_SPEC_TEXT_BYTES, spec_text_of,
                        check_compatible, make_metadata, merge_params, metadata_array,
                        read_file_metadata, read_metadata)
 
@@ -45,7 +46,7 @@ def _safe_member_name(name: str) -> bool:
         not name.startswith("/") and all(p not in ("", ".", "..") for p in parts)
 
 
-def _is_zip(path) -> bool:
+def is_zip(path) -> bool:
     """A regular file starting like a zip (a FIFO is never opened: it would block)."""
     try:
         if not os.path.isfile(path):
@@ -58,7 +59,7 @@ def _is_zip(path) -> bool:
 
 def is_model_file(path) -> bool:
     """True if ``path`` is a zip holding a spec member (decided by content, not name)."""
-    if not _is_zip(path):
+    if not is_zip(path):
         return False
     try:
         with zipfile.ZipFile(path) as archive:
@@ -108,7 +109,7 @@ def open_model_file(path) -> ModelFile:
                      meta, extra)
 
 
-def _spec_display(path, spec_name) -> str:
+def spec_display(path, spec_name) -> str:
     return f"{path}/{spec_name}"
 
 
@@ -135,57 +136,13 @@ def save_model(graph, path, model_name: str | None = None, params: dict | None =
     return meta
 
 
-def _attach(graph, meta, text=None, params=None):
+def attach(graph, meta, text=None, params=None):
     """What later saves need to describe the graph again (see the lead's Graph note)."""
     graph.metadata = meta
     if text is not None:
         graph.spec_text = text
     if params is not None:
         graph.params = params
-
-
-def load_model(path, seed: int | None = None, dtype: str = "float32"):
-    """Compile the spec embedded in a model file with its params, and set its weights."""
-    if not is_model_file(path):
-        open_model_file(path)          # says why, in one line
-    return open_graph(path, None, None, seed, dtype).graph
-
-
-@dataclass
-class Opened:
-    graph: object
-    metadata: dict | None            # of the weights (or model file) loaded, if any
-    notes: list                      # lines for stderr (params applied from a file)
-
-
-def prepare(spec, weights=None, params: dict | None = None, dtype: str = "float32") -> Opened:
-    """Compile SPEC (a YAML spec or a model file, by content) with the params it needs,
-    weights not allocated yet: what the CLI's ``open_spec`` does before its memory check.
-
-    Params recorded in the model file or in ``weights`` apply unless ``params`` (--set)
-    gives them; a contradicting --set is refused naming both values. For a model file,
-    ``graph.model_file`` is its path: :func:`weights_source` then loads its weights.
-    """
-    from .. import api   # the API compiles; a model file only describes
-    explicit = dict(params or {})
-    recorded = read_file_metadata(weights) if weights else None
-    if _is_zip(spec):          # a model file; a weights file as SPEC is refused by name
-        model_file = open_model_file(spec)
-        merged, notes = merge_params(model_file.params, explicit, str(spec))
-        if recorded is not None:
-            merge_params(recorded["params"], merged, str(weights))   # refuses a conflict
-        graph = api.loads(model_file.spec_text, dtype=dtype, params=merged, initialize=False,
-                          name=_spec_display(spec, model_file.spec_name))
-        _attach(graph, model_file.metadata, model_file.spec_text, merged)
-        graph.model_file = os.fspath(spec)
-        return Opened(graph, model_file.metadata, notes)
-    merged, notes = explicit, []
-    if recorded is not None and recorded["params"]:
-        merged, notes = merge_params(recorded["params"], explicit, str(weights),
-                                     declared_params(spec))
-    graph = api.load(spec, dtype=dtype, params=merged, initialize=False)
-    _attach(graph, recorded, params=merged)    # its vocabularies and columns, for --data
-    return Opened(graph, recorded, notes)
 
 
 def weights_source(graph, weights=None):
@@ -199,22 +156,9 @@ def load_weights(graph, path, strict: bool = True) -> dict:
     arrays = load_npz(path)
     meta = read_metadata(arrays, str(path))
     check_compatible(meta, graph, str(path), strict)
-    graph.set_weights(arrays, source=str(path), strict=strict)
+    weights = {k: v for k, v in arrays.items() if k not in (META_KEY, SPEC_KEY)}
+    graph.set_weights(weights, source=str(path), strict=strict)
     if meta is not None:
-        _attach(graph, meta)
+        attach(graph, meta)
     return {k: v for k, v in arrays.items()
             if k not in graph.weight_specs() and k not in (META_KEY, SPEC_KEY)}
-
-
-def open_graph(spec, weights=None, params: dict | None = None, seed: int | None = None,
-               dtype: str = "float32") -> Opened:
-    """Compile, initialise and load weights in one call (pack, scripts): SPEC and
-    ``weights`` as in :func:`prepare`; the weights come from ``weights`` if given,
-    else from the model file SPEC is."""
-    opened = prepare(spec, weights, params, dtype)
-    opened.graph.initialize(seed)
-    source = weights_source(opened.graph, weights)
-    if source:
-        load_weights(opened.graph, source)
-        opened.metadata = opened.graph.metadata or opened.metadata
-    return opened

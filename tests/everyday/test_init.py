@@ -51,7 +51,7 @@ def test_init_train_pack_predict_iris(iris_csvs, tmp_path):
         modelfile.save_model(graph, packed, "model", vocabularies=vocab, columns=job["data"],
                              spec_text=_without_data_section(open(spec).read()))
     # A colleague with only the model file and a CSV: columns and names come from the file.
-    loaded = graphspec.io.modelfile.load_model(packed)
+    loaded = graphspec.api.load_model(packed)
     meta = loaded.metadata
     inputs = {n: meta["columns"][n] for n in loaded.models["model"].input_names}
     test_arrays, _ = load_table(test_csv, inputs, meta["vocabularies"])

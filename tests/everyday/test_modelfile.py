@@ -9,6 +9,7 @@ from click.testing import CliRunner
 import graphspec
 from graphspec.cli.data_commands import pack
 from graphspec.errors import InputError
+from graphspec import api
 from graphspec.io import metadata, modelfile
 from graphspec.io.files import load_npz, save_npz
 
@@ -43,19 +44,19 @@ def test_metadata_records_version_spec_hash_params_and_fingerprint(trained):
 
 def test_recorded_params_apply_and_a_conflicting_set_is_refused(trained):
     _, path = trained
-    params, notes = metadata.resolve_params(path, {}, MLP)
+    params, notes = api.resolve_params(path, {}, MLP)
     assert params == {"input_dim": 64}
     assert notes == [f"using the params recorded in '{path}': input_dim=64"]
-    assert metadata.resolve_params(path, {"input_dim": 64}, MLP) == ({"input_dim": 64}, [])
+    assert api.resolve_params(path, {"input_dim": 64}, MLP) == ({"input_dim": 64}, [])
     with pytest.raises(InputError, match=r"--set input_dim=784 conflicts with input_dim=64 "
                                          r"recorded in"):
-        metadata.resolve_params(path, {"input_dim": 784}, MLP)
+        api.resolve_params(path, {"input_dim": 784}, MLP)
 
 
 def test_open_graph_without_set_gives_the_trained_model(trained):
     graph, path = trained
     x = np.random.default_rng(1).random((3, 64))
-    opened = modelfile.open_graph(MLP, path, {}, seed=5)
+    opened = api.open_graph(MLP, path, {}, seed=5)
     assert opened.notes and "input_dim=64" in opened.notes[0]
     np.testing.assert_array_equal(opened.graph.models["mlp"].predict(x)["digit"],
                                   graph.models["mlp"].predict(x)["digit"])
@@ -107,7 +108,7 @@ def test_pack_then_load_model_predicts_like_the_original(trained, tmp_path):
         in result.output
     assert modelfile.is_model_file(out) and not modelfile.is_model_file(path)
     x = np.random.default_rng(2).random((4, 64))
-    loaded = modelfile.load_model(out)
+    loaded = api.load_model(out)
     np.testing.assert_array_equal(loaded.models["mlp"].predict(x)["digit"],
                                   graph.models["mlp"].predict(x)["digit"])
     model_file = modelfile.open_model_file(out)
@@ -115,11 +116,11 @@ def test_pack_then_load_model_predicts_like_the_original(trained, tmp_path):
         assert model_file.spec_text == handle.read()
     assert model_file.params == {"input_dim": 64}
     # The archive is used in place of SPEC (no --set needed) and of --weights.
-    opened = modelfile.open_graph(out, None, {})
+    opened = api.open_graph(out, None, {})
     np.testing.assert_array_equal(opened.graph.models["mlp"].predict(x)["digit"],
                                   graph.models["mlp"].predict(x)["digit"])
     with pytest.raises(InputError, match="conflicts with input_dim=64"):
-        modelfile.open_graph(out, None, {"input_dim": 784})
+        api.open_graph(out, None, {"input_dim": 784})
 
 
 def test_save_model_round_trips_through_load_model(trained, tmp_path):
@@ -127,7 +128,7 @@ def test_save_model_round_trips_through_load_model(trained, tmp_path):
     graph.params = {"input_dim": 64}
     out = str(tmp_path / "m.gspec.zip")
     modelfile.save_model(graph, out, "mlp", vocabularies={"digit": [str(i) for i in range(10)]})
-    loaded = modelfile.load_model(out)
+    loaded = api.load_model(out)
     assert loaded.metadata["vocabularies"]["digit"][3] == "3"
     modelfile.save_model(loaded, str(tmp_path / "again.gspec.zip"))   # describes itself again
     again = modelfile.open_model_file(str(tmp_path / "again.gspec.zip"))
@@ -183,8 +184,8 @@ def test_a_model_file_and_weights_of_other_params_are_refused(trained, tmp_path)
     wide.save_weights(wide_path, extra=metadata.metadata_entry(wide, "mlp", {}))
     with pytest.raises(InputError, match=r"--set input_dim=64 conflicts with input_dim=784 "
                                          r"recorded in '.*wide.npz'"):
-        modelfile.open_graph(out, wide_path)
-    opened = modelfile.open_graph(out, path)            # same params: the weights apply
+        api.open_graph(out, wide_path)
+    opened = api.open_graph(out, path)            # same params: the weights apply
     assert opened.metadata["params"] == {"input_dim": 64}
 
 
@@ -192,7 +193,7 @@ def test_old_weights_without_metadata_still_load(tmp_path):
     graph = graphspec.load(MLP, seed=0, params={"input_dim": 64})
     path = str(tmp_path / "old.npz")
     save_npz(path, {k: v.data for k, v in graph.weights().items()})
-    opened = modelfile.open_graph(MLP, path, {"input_dim": 64})
+    opened = api.open_graph(MLP, path, {"input_dim": 64})
     assert opened.metadata is None and opened.notes == []
 
 
@@ -216,7 +217,7 @@ def test_the_cli_flow_prepare_allocate_then_load(trained, tmp_path):
     graph, path = trained
     x = np.random.default_rng(3).random((2, 64))
     expected = graph.models["mlp"].predict(x)["digit"]
-    opened = modelfile.prepare(MLP, path, {})
+    opened = api.prepare(MLP, path, {})
     assert opened.notes == [f"using the params recorded in '{path}': input_dim=64"]
     assert not opened.graph.weights()                  # nothing allocated yet
     opened.graph.initialize(0)
@@ -224,7 +225,7 @@ def test_the_cli_flow_prepare_allocate_then_load(trained, tmp_path):
     np.testing.assert_array_equal(opened.graph.models["mlp"].predict(x)["digit"], expected)
     packed = str(tmp_path / "m.gspec.zip")
     modelfile.save_model(opened.graph, packed)
-    from_file = modelfile.prepare(packed)
+    from_file = api.prepare(packed)
     assert modelfile.weights_source(from_file.graph) == packed
     from_file.graph.initialize(1)
     modelfile.load_weights(from_file.graph, modelfile.weights_source(from_file.graph))
@@ -235,7 +236,7 @@ def test_a_weights_file_given_as_spec_is_named_as_such(trained):
     _, path = trained
     with pytest.raises(InputError, match=r"is a weights file, not a model file .*graphspec "
                                          r"pack SPEC --weights"):
-        modelfile.prepare(path)
+        api.prepare(path)
 
 
 def test_a_fifo_as_spec_is_not_opened(tmp_path):
@@ -243,7 +244,7 @@ def test_a_fifo_as_spec_is_not_opened(tmp_path):
     os.mkfifo(fifo)
     assert not modelfile.is_model_file(fifo)
     with pytest.raises(graphspec.GraphspecError, match="not a regular file"):
-        modelfile.prepare(fifo)
+        api.prepare(fifo)
 
 
 def test_a_model_file_gets_the_npz_size_limits(trained, tmp_path, monkeypatch):
@@ -256,4 +257,4 @@ def test_a_model_file_gets_the_npz_size_limits(trained, tmp_path, monkeypatch):
     with pytest.raises(InputError, match="zip bomb"):
         modelfile.open_model_file(out)
     with pytest.raises(InputError, match="zip bomb"):
-        modelfile.load_model(out)
+        api.load_model(out)

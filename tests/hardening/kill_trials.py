@@ -42,7 +42,7 @@ training:
     batch_size: 16
 """
 KEYS = {"h/kernel", "h/bias", "out/kernel", "out/bias", "trainer/epoch", "trainer/seed",
-        "trainer/history"}
+        "trainer/config", "trainer/progress"}
 
 
 def train(spec, data, out, ck, epochs, resume):
@@ -82,7 +82,8 @@ def checkpoint_epoch(path):
         arrays = {name: archive[name] for name in archive.files}   # reads every member
     missing = KEYS - set(arrays)
     assert not missing, f"checkpoint lacks {sorted(missing)}"
-    json.loads(str(arrays["trainer/history"]))
+    for key in ("trainer/config", "trainer/progress"):        # JSON stored as uint8
+        json.loads(arrays[key].tobytes().decode("utf-8"))
     return int(arrays["trainer/epoch"])
 
 
