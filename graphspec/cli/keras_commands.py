@@ -47,6 +47,8 @@ def import_keras(model_file, output, weights_out):
     models = ", ".join(result.spec["models"])
     click.echo(f"wrote {output}: {len(result.spec.get('layers', {}))} layer(s), "
                f"model(s) {models}")
+    for note in result.notes:
+        click.echo(f"  note: {note}")
     for keras_name, name in result.renamed.items():
         click.echo(f"  renamed '{keras_name}' -> '{name}' (spec names are "
                    "[A-Za-z_][A-Za-z0-9_]*, unique across layers and models)")

@@ -23,7 +23,7 @@ from ..initializers import INITIALIZERS as GS_INITIALIZERS
 from ..layers.registry import REGISTRY
 from .keras_archive import open_keras
 from .keras_layers import (CONVERTERS, INITIALIZERS, KERAS_MODULES, KERAS_REFUSED,
-                           MODEL_CLASSES, IGNORED_ARGS, INIT_IGNORED)
+                           MODEL_CLASSES, IGNORED_ARGS, INIT_IGNORED, VARIANCE_SCALING)
 from .keras_nodes import ModelBuilder, at, spec_name
 from .keras_spec import check_spec, spec_yaml
 
@@ -39,6 +39,7 @@ class KerasImport:
     text: str
     weights: dict | None
     renamed: dict
+    notes: list
 
 
 def import_keras(path) -> KerasImport:
@@ -58,10 +59,10 @@ def import_keras(path) -> KerasImport:
             "layers": importer.layers, "models": importer.models}
     if not importer.layers:
         del spec["layers"]
-    text = spec_yaml(spec, archive.file)
+    text = spec_yaml(spec, archive.file, importer.notes)
     weights = importer.weights if archive.weights is not None else None
     check_spec(text, archive.file, weights, importer.keras_shapes, importer.from_config)
-    return KerasImport(spec, text, weights, importer.renamed)
+    return KerasImport(spec, text, weights, importer.renamed, importer.notes)
 
 
 class _Importer:
@@ -71,6 +72,7 @@ class _Importer:
         self.renamed, self._used = {}, set()
         self.keras_shapes = []   # (model, tensor, shape Keras recorded, JSON path)
         self.from_config = set()  # layers whose weights come from their own config
+        self.notes = []           # what changed on the way, for the reviewer
 
     # -- errors and names ---------------------------------------------------------------
     def fail(self, where, message):
@@ -267,7 +269,7 @@ class _Importer:
             if key == "dtype":
                 self.check_dtype(value, here)
             elif key in schema:
-                value = self.value(key, value, here)
+                value = self.value(key, value, here, schema[key].get("default"))
                 allowed = schema[key].get("enum")
                 if allowed is not None and value not in allowed:
                     self.fail(here, f"{cls} {key}={value!r} is not one graphspec has "
@@ -292,9 +294,9 @@ class _Importer:
         if value not in (None, "float32"):
             self.fail(where, f"dtype policy {value!r}: graphspec imports float32 models")
 
-    def value(self, key, value, where):
+    def value(self, key, value, where, default=None):
         if key.endswith("_initializer"):
-            return self.initializer(value, where)
+            return self.initializer(value, where, default)
         if key.endswith("_regularizer"):
             return self.regularizer(value, where)
         if key in ("activation", "recurrent_activation") and not isinstance(value, str):
@@ -304,18 +306,31 @@ class _Importer:
             return value[0]
         return value
 
-    def initializer(self, value, where):
+    def initializer(self, value, where, default):
+        """The graphspec name of a Keras initializer. One graphspec lacks only matters
+        when weights are initialised afresh, so it becomes the layer's default, with a
+        note (the imported weights are Keras' own either way)."""
         if isinstance(value, str) and value in GS_INITIALIZERS:
             return value
-        if isinstance(value, dict) and value.get("class_name") in INITIALIZERS:
-            name, defaults = INITIALIZERS[value["class_name"]]
-            config = {k: v for k, v in (value.get("config") or {}).items()
-                      if k not in INIT_IGNORED}
-            if all(config.get(k, d) == d for k, d in defaults.items()) \
-                    and set(config) <= set(defaults):
-                return name
-        self.fail(where, f"initializer {_plain(value)!r} is not one graphspec has "
-                         f"({', '.join(sorted(GS_INITIALIZERS))}, Keras default arguments)")
+        if isinstance(value, dict):
+            cls = value.get("class_name")
+            config = value.get("config") if isinstance(value.get("config"), dict) else {}
+            config = {k: v for k, v in config.items() if k not in INIT_IGNORED}
+            if cls in INITIALIZERS:
+                name, defaults = INITIALIZERS[cls]
+                if all(config.get(k, d) == d for k, d in defaults.items()) \
+                        and set(config) <= set(defaults):
+                    return name
+            if cls == "VarianceScaling":
+                key = (config.get("scale"), config.get("mode"), config.get("distribution"))
+                if key in VARIANCE_SCALING:
+                    return VARIANCE_SCALING[key]
+        shown = _plain(value)
+        if isinstance(shown, dict):
+            shown = f"{shown.get('class_name')}({shown.get('config')})"
+        self.notes.append(f"{where}: initializer {shown} has no graphspec equivalent; "
+                          f"the spec uses {default} (used only to initialise afresh)")
+        return default
 
     def regularizer(self, value, where):
         if value is None:

@@ -210,6 +210,14 @@ INITIALIZERS = {
     "RandomNormal": ("random_normal", {"mean": 0.0, "stddev": 0.05}),
 }
 INIT_IGNORED = {"seed", "input_axes", "output_axes"}
+# VarianceScaling(scale, mode, distribution) settings that are a named initializer.
+VARIANCE_SCALING = {
+    (1.0, "fan_avg", "uniform"): "glorot_uniform",
+    (1.0, "fan_avg", "truncated_normal"): "glorot_normal",
+    (2.0, "fan_in", "truncated_normal"): "he_normal",
+    (2.0, "fan_in", "uniform"): "he_uniform",
+    (1.0, "fan_in", "truncated_normal"): "lecun_normal",
+}
 
 
 def to_snake_case(name: str) -> str:

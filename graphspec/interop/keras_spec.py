@@ -16,7 +16,7 @@ from ..compiler import Compiler
 from ..errors import InputError
 from ..graph.graph import Graph
 from ..initializers import initialize
-from ..spec.loader import load_text
+from ..spec.loader import load_text, one_line
 from ..spec.validate import schema_errors, substitute_params
 
 
@@ -31,9 +31,10 @@ def _key(name: str) -> str:
     return _flow([name])[1:-1]
 
 
-def spec_yaml(spec: dict, source: str) -> str:
-    lines = [f"# Imported from {json.dumps(str(source))} by graphspec import-keras.",
-             "graphspec: 1", f"description: {json.dumps(spec['description'])}"]
+def spec_yaml(spec: dict, source: str, notes=()) -> str:
+    lines = [f"# Imported from {json.dumps(str(source))} by graphspec import-keras."]
+    lines += [f"# note: {one_line(note)}" for note in notes]
+    lines += ["graphspec: 1", f"description: {json.dumps(spec['description'])}"]
     if spec.get("layers"):
         lines.append("layers:")
         lines += [f"  {_key(name)}: {_flow(layer)}" for name, layer in spec["layers"].items()]

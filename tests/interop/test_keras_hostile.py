@@ -107,13 +107,18 @@ def test_custom_objects_inside_a_layer_are_refused(tiny, tmp_path, key, value):
             "is a custom object")
 
 
-def test_unknown_keras_initializer_arguments_are_refused(tiny, tmp_path):
+def test_initializer_graphspec_lacks_becomes_the_default_with_a_note(tiny, tmp_path):
+    # it only matters when initialising afresh: the imported weights are Keras' own
     def edit(config):
         config["config"]["layers"][1]["config"]["kernel_initializer"] = {
             "module": "keras.initializers", "class_name": "RandomNormal",
             "config": {"mean": 0.0, "stddev": 3.0}, "registered_name": None}
-    refused(with_config(tiny, tmp_path, edit),
-            "config.layers[1].config.kernel_initializer", "Keras default arguments")
+    result = import_keras(with_config(tiny, tmp_path, edit))
+    assert "kernel_initializer" not in result.spec["layers"]["dense"]   # the default
+    assert len(result.notes) == 1
+    assert result.notes[0].startswith("config.layers[1].config.kernel_initializer: "
+                                      "initializer RandomNormal(")
+    assert "# note: config.layers[1].config.kernel_initializer" in result.text
 
 
 @pytest.mark.parametrize("name", ["../../evil.txt", "/etc/evil", "assets\\..\\x",

@@ -33,7 +33,7 @@ def assert_same_nodes(keras, path, graph):
     walk(keras.saving.load_model(path))
 
 
-def run_both(keras, model, keras_dir, label, feeds=None):
+def run_both(keras, model, keras_dir, label, feeds=None, tol=1e-5):
     """Save ``model``, import it, and compare predictions; returns (graph, result)."""
     path = keras_dir / f"{label}.keras"
     model.save(path)
@@ -45,7 +45,7 @@ def run_both(keras, model, keras_dir, label, feeds=None):
     want = model.predict(feeds[0] if len(feeds) == 1 else feeds, verbose=0)
     want = want if isinstance(want, list) else [want]
     got = top.predict(dict(zip(top.input_names, feeds)))
-    compare_outputs(label, want, [got[name] for name in top.output_names])
+    compare_outputs(label, want, [got[name] for name in top.output_names], tol)
     return graph, result
 
 
@@ -293,6 +293,34 @@ def test_nested_models_as_outputs(keras, keras_dir):
     model = keras.Model(a, [sub(a), seq(a), sub(L.Dense(4, name="pre")(a))], name="top")
     graph, _ = run_both(keras, model, keras_dir, "nested_outputs")
     assert graph.models["top"].output_names == ["submodel__0", "seqm", "submodel__1"]
+
+
+def test_keras_applications_mobilenet(keras, keras_dir):
+    """A model as Keras ships it (random weights, small input): depthwise convolutions,
+    batch normalisation, ReLU(6), padding, global pooling with keepdims, reshape."""
+    keras.utils.set_random_seed(16)
+    model = keras.applications.MobileNet(weights=None, input_shape=(32, 32, 3), alpha=0.25,
+                                         classes=10, classifier_activation=None,
+                                         name="mobilenet")   # logits: a sharper check
+    # Random weights make the activations vanish (logits ~1e-17, a vacuous check):
+    # random scales and shifts, and moving statistics from one training-mode pass
+    # (momentum 0), so every BatchNormalization sees inputs like its statistics.
+    feeds = random_feeds(model, batch=16)
+    rng = np.random.default_rng(1)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, _, mean, var = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape),
+                               rng.normal(0, 0.5, gamma.shape), mean, var])
+            layer.momentum = 0.0
+    model(feeds[0], training=True)
+    assert np.abs(model.predict(feeds[0], verbose=0)).max() > 0.1
+    # 27 batch normalisations, each dividing by a standard deviation estimated from 16
+    # images, amplify float32 rounding: every layer agrees to ~1e-7 on its own, the
+    # logits to ~1e-5 after all of them.
+    graph, result = run_both(keras, model, keras_dir, "keras.applications.MobileNet",
+                             feeds, tol=1e-4)
+    assert len(graph.layers) == len(model.layers) - 1          # all but the InputLayer
 
 
 def test_sequential_model_and_trainable_flags(keras, keras_dir):
