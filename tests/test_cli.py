@@ -55,7 +55,8 @@ def test_build_prints_summary_and_saves_weights(tmp_path):
     assert 'Model: "mlp"' in result.output
     assert "dense_1 (Dense)" in result.output and "Total params: 67" in result.output
     with np.load(out) as weights:
-        assert sorted(weights.files) == ["dense_1/bias", "dense_1/kernel", "out/bias", "out/kernel"]
+        assert sorted(weights.files) == ["__graphspec__", "dense_1/bias", "dense_1/kernel",
+                                         "out/bias", "out/kernel"]   # + the metadata member
         assert weights["dense_1/kernel"].shape == (4, 8)
         assert not weights["dense_1/bias"].any()
         limit = np.sqrt(6 / (4 + 8))            # glorot_uniform

@@ -32,6 +32,9 @@ COMMANDS = {
     "diff": ("review_commands", "diff",
              "Compare two specs as compiled models: what changed, do old weights still load."),
     "export": ("export_commands", "export", "Export a model with its weights to ONNX."),
+    "pack": ("data_commands", "pack",
+             "Pack a spec, its params and weights into one model file to hand over."),
+    "init": ("data_commands", "init", "Write a starting spec for a CSV/Parquet data file."),
     "schema": ("spec_commands", "schema", "Print or save the JSON Schema of specs."),
 }
 

@@ -3,7 +3,7 @@ loading a spec in three steps (compile without weights, check memory, allocate).
 
 A command that reads SPEC [--weights W]::
 
-    graph = open_spec(spec, params)                  # shapes only, nothing allocated
+    graph = open_spec(spec, params, weights)         # shapes only, nothing allocated
     check_memory(graph.model(name), batch, max_memory, weights)   # refuse up front
     fill_weights(graph, seed, weights)               # now allocate / load
 """
@@ -18,6 +18,7 @@ import click
 import yaml
 
 from .. import api, errors
+from ..io.modelfile import load_weights, weights_source
 from ..errors import GraphspecError, InputError, SpecErrors
 from ..io.files import npz_bytes
 from ..runtime import memory
@@ -131,9 +132,14 @@ def make_checkpoint_dir(directory) -> None:
                          f"{exc.strerror or exc}") from None
 
 
-def open_spec(spec, params):
-    """The compiled spec with no weights allocated yet (see :func:`fill_weights`)."""
-    return api.load(spec, params=parse_params(params), initialize=False)
+def open_spec(spec, params, weights=None):
+    """The compiled spec with no weights allocated yet (see :func:`fill_weights`). SPEC
+    may be a model file (graphspec pack); params recorded in it or in ``weights`` apply
+    unless --set gives them, and one stderr line says so."""
+    opened = api.prepare(spec, weights, parse_params(params))
+    for note in opened.notes:
+        click.echo(note, err=True)
+    return opened.graph
 
 
 def check_memory(model, batch_size: int = 0, max_memory=None, weights=None, training=False,
@@ -152,19 +158,12 @@ def fill_weights(graph, seed, weights, warn_if_random: bool = False):
     """Allocate the weights (after :func:`check_memory`): from ``--weights`` or fresh
     from ``seed``. Returns the seed used. Running on random weights by accident (a
     forgotten ``--weights``) gets one warning line with the seed that repeats it."""
+    weights = weights_source(graph, weights)        # --weights, else the model file SPEC is
     if not weights and warn_if_random and seed is None:
         seed = secrets.randbelow(2 ** 31)
     graph.initialize(seed)
     if weights:
-        try:
-            graph.load_weights(weights)
-        except InputError as exc:
-            if "does not match the spec" not in str(exc):
-                raise
-            # Weights of another spec (or another --set): say how to look at both.
-            raise InputError(f"{exc}; were they saved from another spec or other --set "
-                             f"params? compare the layers with: graphspec inspect-nodes "
-                             f"{graph.file}") from None
+        load_weights(graph, weights)               # checks the architecture it records
     elif warn_if_random:
         click.echo(f"warning: no --weights given: using fresh random weights (seed {seed}; "
                    f"--seed {seed} repeats them); pass --weights W.npz from build or train",

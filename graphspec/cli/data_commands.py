@@ -197,19 +197,10 @@ def check_starting_spec(text: str, name: str) -> None:
     from .. import api
     from ..errors import SpecErrors
     try:
-        api.loads(_without_data_section(text), name=name, initialize=False)
+        api.loads(text, name=name, initialize=False)
     except SpecErrors as exc:
         raise InputError(f"the spec init wrote does not validate (a graphspec bug, please "
                          f"report it): {str(exc).splitlines()[0]}") from None
-
-
-def _without_data_section(text: str) -> str:
-    """Until the training schema has ``data:``, check the rest (see the lead's note)."""
-    from ..train.config import TRAINING_SCHEMA
-    if "data" in TRAINING_SCHEMA["additionalProperties"]["properties"]:
-        return text
-    head, sep, _ = text.partition("    data:")
-    return head if sep else text
 
 
 @click.command()

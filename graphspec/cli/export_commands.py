@@ -66,7 +66,7 @@ def export(spec, model_name, weights, fmt, output, opset, check_rows, params):
     if opset is not None and fmt != "onnx":
         raise click.BadParameter("--opset applies to --format onnx only", param_hint="--opset")
     guard_outputs({"-o": output}, {"SPEC": spec, "--weights": weights})
-    graph = open_spec(spec, params)
+    graph = open_spec(spec, params, weights)
     targets = _per_model_paths(graph, output, model_name, fmt)
     guard_outputs({"-o": targets}, {"SPEC": spec, "--weights": weights})
     fill_weights(graph, None, weights)

@@ -4,14 +4,15 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from ..autodiff import Variable, recording
 from ..errors import InputError
 from ..graph.summary import summary
 from ..io.files import dumps_json, guard_outputs, load_npy, save_npz
-from ..layers.base import CallContext
+from ..io.tabular import read_data, write_predictions_csv
 from ..runtime import memory
+from ..runtime.executor import node_statistics
 from .common import (check_memory, fill_weights, friendly_errors, input_files, input_labels,
                      max_memory_option, open_spec, seed_option, set_option)
+from .data_commands import categories_option, columns_option, data_mapping
 
 
 @click.command()
@@ -50,56 +51,78 @@ def _rows(arrays: dict) -> int:
     return max((a.shape[0] for a in arrays.values() if a.ndim), default=1)
 
 
+allow_nonfinite_option = click.option(
+    "--allow-nonfinite", is_flag=True,
+    help="Accept NaN/Inf in the outputs (default: an error naming the first node that made "
+         "them).")
+
+
 @click.command()
 @click.argument("spec", type=click.Path())
 @click.option("--model", "model_name", help="Model to run (optional if the spec has one).")
-@click.option("--weights", type=click.Path(), help="Weights (.npz) from build or train.")
-@click.option("--input", "inputs", multiple=True, metavar="NAME=FILE.npy", required=True,
+@click.option("--weights", type=click.Path(),
+              help="Weights (.npz) from build or train; not needed when SPEC is a model file.")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=FILE.npy",
               help="An input array per model input (repeatable).")
-@click.option("-o", "--output", type=click.Path(), help="Save outputs (.npz) by output name.")
+@click.option("--data", type=click.Path(),
+              help="Inputs from a CSV/Parquet file (columns as recorded in the model file, or "
+                   "--columns) or an .npz keyed by input name.")
+@columns_option
+@categories_option
+@click.option("-o", "--output", type=click.Path(),
+              help="Save outputs: .npz keyed by output name, or .csv (category names for "
+                   "outputs trained on categories).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Run this many rows at a time (default: all at once); lowers memory.")
+@allow_nonfinite_option
 @max_memory_option
 @seed_option
 @set_option
 @friendly_errors
-def predict(spec, model_name, weights, inputs, output, batch_size, max_memory, seed, params):
+def predict(spec, model_name, weights, inputs, data, columns, categories, output, batch_size,
+            allow_nonfinite, max_memory, seed, params):
     """Run one model on input arrays and print or save its outputs.
 
     \b
     Examples:
       graphspec predict specs/mlp.yaml --weights w.npz --input pixels=x.npy
-      graphspec predict specs/mlp.yaml --weights w.npz --input pixels=x.npy -o out.npz
+      graphspec predict model.gspec.zip --data new_rows.csv -o predictions.csv
       graphspec predict specs/multi_io.yaml --weights w.npz --input main_input=t.npy \\
-          --input aux_input=a.npy --batch-size 256
+          --input aux_input=a.npy --batch-size 256 -o out.npz
     """
     files = input_files(inputs)
-    guard_outputs({"-o": output}, {"SPEC": spec, "--weights": weights, **input_labels(files)})
-    graph = open_spec(spec, params)
+    if not files and not data:
+        raise click.UsageError("give the inputs: --input NAME=FILE.npy (per input) or "
+                               "--data FILE.csv|.parquet|.npz")
+    guard_outputs({"-o": output}, {"SPEC": spec, "--weights": weights, "--data": data,
+                                   **input_labels(files)})
+    graph = open_spec(spec, params, weights)
     model = graph.model(model_name)
     arrays = {name: load_npy(path) for name, path in files.items()}
+    if data:
+        mapping = data_mapping(graph, None, model.name, columns, categories) or None
+        arrays.update(read_data(data, mapping, model.input_names, graph.metadata)[0])
     rows = _rows(arrays)
     # Every row's outputs are kept, then joined: twice their size on top of the run.
     outputs = {"outputs": 2 * rows * memory.output_bytes_per_sample(model)}
     check_memory(model, batch_size or rows, max_memory, weights, extra=outputs)
     seed = fill_weights(graph, seed, weights, warn_if_random=True)
-    outputs = model.predict(arrays, batch_size=batch_size, seed=seed)
-    if output:
+    outputs = model.predict(arrays, batch_size=batch_size, seed=seed,
+                            allow_nonfinite=allow_nonfinite)
+    if output and output.lower().endswith(".csv"):
+        names = write_predictions_csv(output, outputs,
+                                      (graph.metadata or {}).get("vocabularies"))
+        click.echo(f"saved columns {', '.join(names)} to {output}")
+    elif output:
         save_npz(output, outputs)
         click.echo(f"saved outputs {', '.join(outputs)} to {output}")
-        return
-    with np.printoptions(precision=6, suppress=True, threshold=200):
-        for name, value in outputs.items():
-            click.echo(f"{name} {value.shape}:\n{value}")
+    else:
+        with np.printoptions(precision=6, suppress=True, threshold=200):
+            for name, value in outputs.items():
+                click.echo(f"{name} {value.shape}:\n{value}")
 
 
 # -- inspect-nodes ----------------------------------------------------------------------
-def _stats(value) -> dict:
-    data = np.asarray(value, dtype=np.float64)
-    return {"shape": list(value.shape), "mean": float(data.mean()), "std": float(data.std()),
-            "min": float(data.min()) + 0.0, "max": float(data.max()) + 0.0}
-
-
 @click.command("inspect-nodes")
 @click.argument("spec", type=click.Path())
 @click.option("--model", "model_name", help="Only nodes created by this model.")
@@ -125,7 +148,7 @@ def inspect_nodes(spec, model_name, layer_name, fmt, inputs, weights, max_memory
     """
     files = input_files(inputs)
     guard_outputs({}, {"SPEC": spec, "--weights": weights, **input_labels(files)})
-    graph = open_spec(spec, params)
+    graph = open_spec(spec, params, weights)
     if model_name is not None:
         graph.model(model_name)            # an unknown model is an error, not an empty table
     if layer_name and layer_name not in graph.layers and layer_name not in graph.models:
@@ -153,16 +176,6 @@ def inspect_nodes(spec, model_name, layer_name, fmt, inputs, weights, max_memory
     click.echo(_node_table(records))
     for est in estimates:
         click.echo(f"estimated memory of '{est.model}': {est.describe()}")
-
-
-def node_statistics(model, inputs, seed=None) -> dict:
-    """Run ``model`` once; statistics of every tensor keyed by id(symbolic tensor)."""
-    arrays = model.check_inputs(inputs)
-    ctx = CallContext(training=False, rng=model.graph.rng(seed))
-    with recording(False):
-        values = model.run([Variable(arrays[n]) for n in model.input_names], ctx)
-    tensors = list(model.inputs) + [t for node in model.nodes for t in node.output_tensors]
-    return {id(t): _stats(values[t.slot].data) for t in tensors}
 
 
 def _node_table(records) -> str:

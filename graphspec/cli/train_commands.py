@@ -7,14 +7,17 @@ import os
 import click
 
 from ..errors import InputError, SpecError
-from ..io.files import (dumps_json, guard_outputs, inside, load_npz, remove_stale_temps,
-                        save_json)
+from ..io.files import dumps_json, guard_outputs, inside, remove_stale_temps, save_json
 from ..io.locks import locked
+from ..io.metadata import metadata_entry
+from ..io.tabular import read_data
 from ..train.job import build_job
 from ..train.losses import get_loss
 from ..train.trainer import DataError, Trainer
 from .common import (INTERRUPTIONS, Interrupted, check_memory, fill_weights, friendly_errors,
                      make_checkpoint_dir, max_memory_option, open_spec, seed_option, set_option)
+from .data_commands import categories_option, columns_option, data_mapping
+from .run_commands import allow_nonfinite_option
 
 
 def _job_overrides(loss, epochs, batch_size, validation_split, freeze) -> dict:
@@ -113,7 +116,8 @@ def _interrupted_note(exc, output, checkpoint) -> str:
 @click.option("--model", "model_name", help="Model to train (else the job's model).")
 @click.option("--job", "job_name", help="Training job of the spec (default: the first).")
 @click.option("--data", required=True, type=click.Path(),
-              help=".npz with arrays keyed by the model's input and output names.")
+              help="Data: an .npz keyed by the model's input and output names, or a CSV/"
+                   "Parquet file (columns mapped by the job's data: section or --columns).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs to train (overrides the job).")
 @click.option("--batch-size", type=click.IntRange(min=1),
               help="Samples per step (overrides the job); lowers memory.")
@@ -134,14 +138,16 @@ def _interrupted_note(exc, output, checkpoint) -> str:
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True),
               help="Learning rate; the job's optimizer and its other settings stay.")
 @click.option("--freeze", multiple=True, help="Freeze a layer or model for this job.")
+@columns_option
+@categories_option
 @max_memory_option
 @seed_option
 @set_option
 @friendly_errors
 def train(spec, model_name, job_name, data, epochs, batch_size, weights, output,
           validation_split, checkpoint_dir, resume, history, on_nan, loss, optimizer,
-          learning_rate, freeze, max_memory, seed, params):
-    """Train a model on DATA.npz; save the trained weights to OUTPUT.
+          learning_rate, freeze, columns, categories, max_memory, seed, params):
+    """Train a model on DATA (.npz, .csv, .parquet); save the trained weights to OUTPUT.
 
     \b
     Examples:
@@ -160,7 +166,7 @@ def train(spec, model_name, job_name, data, epochs, batch_size, weights, output,
         make_checkpoint_dir(checkpoint_dir)
         checkpoint_file = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
     with _holding({"-o": output, "--checkpoint": checkpoint_file, "--history": history}):
-        graph = open_spec(spec, params)
+        graph = open_spec(spec, params, weights)
         overrides = _job_overrides(loss, epochs, batch_size, validation_split, freeze)
         job = _resolve_job(graph, job_name, model_name, overrides, loss, freeze, optimizer,
                            learning_rate)
@@ -169,14 +175,17 @@ def train(spec, model_name, job_name, data, epochs, batch_size, weights, output,
                      reads={"--data": data, "--checkpoint": checkpoint_file if resume else None})
         fill_weights(graph, seed, weights)
         trainer = Trainer(graph, job)
-        arrays = load_npz(data)
+        arrays, vocabularies, mapping = read_data(
+            data, data_mapping(graph, job_name, job.model.name, columns, categories),
+            metadata=graph.metadata)
         try:
             with _naming(data):
                 result = trainer.fit(arrays, seed=seed, checkpoint_dir=checkpoint_dir,
                                      resume=resume, on_nan=on_nan)
         except INTERRUPTIONS as exc:
             raise Interrupted(_interrupted_note(exc, output, checkpoint_file)) from exc
-        graph.save_weights(output, extra=trainer.state_arrays())
+        graph.save_weights(output, extra={**trainer.state_arrays(), **metadata_entry(
+            graph, trainer.model.name, vocabularies=vocabularies, columns=mapping)})
         final = {k: v[-1] for k, v in result.items()}
         click.echo(f"trained '{trainer.model.name}' for {trainer.epoch} epoch(s): " +
                    ", ".join(f"{k} {v:.4f}" for k, v in final.items()))
@@ -192,20 +201,24 @@ def train(spec, model_name, job_name, data, epochs, batch_size, weights, output,
 @click.option("--job", "job_name", help="Training job whose loss and metrics to use "
                                         "(default: the first).")
 @click.option("--data", required=True, type=click.Path(),
-              help=".npz with arrays keyed by the model's input and output names.")
+              help="Data: an .npz keyed by the model's input and output names, or a CSV/"
+                   "Parquet file (columns mapped by the job's data: section or --columns).")
 @click.option("--weights", type=click.Path(), help="Trained weights (.npz) from train.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Samples per step; lowers memory.")
 @click.option("--loss", help="Loss for every output (overrides the job), e.g. mse.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               help="text for people, json for scripts.")
+@columns_option
+@categories_option
+@allow_nonfinite_option
 @max_memory_option
 @seed_option
 @set_option
 @friendly_errors
-def evaluate(spec, model_name, job_name, data, weights, batch_size, loss, fmt, max_memory, seed,
-             params):
-    """Loss and metrics of a model on DATA.npz (no training).
+def evaluate(spec, model_name, job_name, data, weights, batch_size, loss, fmt, columns,
+             categories, allow_nonfinite, max_memory, seed, params):
+    """Loss and metrics of a model on DATA (.npz, .csv, .parquet; no training).
 
     \b
     Examples:
@@ -214,12 +227,15 @@ def evaluate(spec, model_name, job_name, data, weights, batch_size, loss, fmt, m
       graphspec evaluate specs/shared_entry.yaml --model model_a --loss mse --weights w.npz --data d.npz
     """
     guard_outputs({}, {"SPEC": spec, "--weights": weights, "--data": data})
-    graph = open_spec(spec, params)
+    graph = open_spec(spec, params, weights)
     job = _resolve_job(graph, job_name, model_name, {"loss": loss} if loss else {}, loss)
     check_memory(job.model, batch_size, max_memory, weights, reads={"--data": data})
     fill_weights(graph, seed, weights, warn_if_random=True)
+    mapping = data_mapping(graph, job_name, job.model.name, columns, categories)
+    arrays = read_data(data, mapping, metadata=graph.metadata)[0]
     with _naming(data):
-        result = Trainer(graph, job).evaluate(load_npz(data), batch_size)
+        result = Trainer(graph, job).evaluate(arrays, batch_size,
+                                              allow_nonfinite=allow_nonfinite)
     if fmt == "json":
         click.echo(dumps_json(result, indent=2))
     else:

@@ -8,6 +8,9 @@ from ..errors import InputError
 from ..initializers import initialize
 from ..io.arrays import check_weight
 from ..io.files import load_npz, save_npz
+from ..io.metadata import (META_KEY, check_compatible, make_metadata, metadata_array,
+                           read_metadata)
+from ..io.modelfile import save_model
 
 # Entries of a weights file that are not layer weights: optimizer slots, loss state, the
 # trainer's run record, and the model-file members (metadata, spec text; io/modelfile.py).
@@ -56,9 +59,18 @@ class Graph:
                 for layer in self.layers.values() for name, spec in layer.weight_shapes.items()}
 
     def save_weights(self, path, extra: dict | None = None) -> None:
+        """Write every weight, ``extra`` entries (optimizer state...) and the metadata that
+        makes the file self-describing (spec, model, params, architecture fingerprint;
+        :mod:`graphspec.io.metadata`) as one ``.npz``, atomically."""
         arrays = {key: var.data for key, var in self.weights().items()}
         arrays.update(extra or {})
+        arrays.setdefault(META_KEY, metadata_array(make_metadata(self)))
         save_npz(path, arrays)
+
+    def save_model(self, path, model_name: str | None = None, **metadata) -> None:
+        """One file to hand over: spec text, params, weights and metadata
+        (``graphspec.load_model(path)`` reads it back; so do the commands, as SPEC)."""
+        save_model(self, path, model_name=model_name, **metadata)
 
     def load_weights(self, path, strict: bool = True) -> dict:
         """Load ``path`` into the weights; refuse it whole if anything does not fit.
@@ -69,6 +81,7 @@ class Graph:
         state) for the trainer to use.
         """
         arrays = load_npz(path)
+        check_compatible(read_metadata(arrays, str(path)), self, str(path), strict)
         self.set_weights(arrays, source=str(path), strict=strict)
         return {k: v for k, v in arrays.items() if k not in self.weight_specs()}
 
@@ -98,7 +111,7 @@ class Graph:
                                                if len(problems) > 5 else "")
             raise InputError(f"{source} does not match the spec: {shown} (was it written "
                              "for another spec or other --set params? compare with "
-                             f"`graphspec inspect-nodes SPEC --weights {source}`)")
+                             f"`graphspec inspect-nodes {self.file} --weights {source}`)")
         for key, var in self.weights().items():
             if key in specs:
                 var.data = arrays[key].astype(self.dtype, copy=True)

@@ -214,7 +214,8 @@ def check_compatible(meta: dict | None, graph, source: str = "weights",
     shown = "; ".join(differences[:4]) + (f"; and {len(differences) - 4} more"
                                           if len(differences) > 4 else "")
     raise InputError(f"'{source}' was written for {_written_for(meta)}, another "
-                     f"architecture: {shown}")
+                     f"architecture: {shown}; compare the two with `graphspec diff` or "
+                     f"`graphspec inspect-nodes {graph.file} --weights {source}`")
 
 
 # -- params recorded in a file -----------------------------------------------------------

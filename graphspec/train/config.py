@@ -7,6 +7,7 @@ optimizer and metrics. ``graphspec train --job NAME`` picks one; CLI flags overr
 """
 from __future__ import annotations
 
+from ..io.tabular import DATA_SCHEMA
 from .losses import LOSS_SCHEMA
 from .optimizers import OPTIMIZER_SCHEMA
 
@@ -49,6 +50,7 @@ TRAINING_SCHEMA = {
             "batch_size": {"type": "integer", "minimum": 1, "maximum": 1 << 24},
             "validation_split": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
             "shuffle": {"type": "boolean"},
+            "data": DATA_SCHEMA,     # columns of a CSV/Parquet file -> inputs/outputs
             "description": {"type": "string"},
         },
     },

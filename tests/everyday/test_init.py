@@ -8,7 +8,7 @@ import yaml
 from click.testing import CliRunner
 
 import graphspec
-from graphspec.cli.data_commands import _without_data_section, init, pack, starting_spec
+from graphspec.cli.data_commands import init, pack, starting_spec
 from graphspec.io import metadata, modelfile
 from graphspec.io.tabular import load_table, write_predictions_csv
 from graphspec.train.config import TRAINING_SCHEMA
@@ -20,7 +20,7 @@ def _load(spec_path, seed=0):
     """The spec as written once the schema has data:, else without that section."""
     with open(spec_path) as handle:
         text = handle.read()
-    return graphspec.loads(_without_data_section(text), seed=seed, name=spec_path), \
+    return graphspec.loads(text, seed=seed, name=spec_path), \
         yaml.safe_load(text)["training"]["default"]
 
 
@@ -49,7 +49,7 @@ def test_init_train_pack_predict_iris(iris_csvs, tmp_path):
     else:   # until the schema has data:, pack the spec it can compile
         graph.params = {}
         modelfile.save_model(graph, packed, "model", vocabularies=vocab, columns=job["data"],
-                             spec_text=_without_data_section(open(spec).read()))
+                             spec_text=open(spec).read())
     # A colleague with only the model file and a CSV: columns and names come from the file.
     loaded = graphspec.api.load_model(packed)
     meta = loaded.metadata

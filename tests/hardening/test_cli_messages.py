@@ -114,8 +114,10 @@ def test_weights_of_another_spec_list_the_mismatches_and_say_how_to_compare(tmp_
     result = run("predict", spec, "--weights", tmp_path / "w.npz", "--input",
                  f"x={tmp_path / 'x.npy'}")
     assert result.exit_code == 1 and len(result.output.splitlines()) == 1
-    assert "'dense_1/kernel' has shape (4, 5), the spec needs (4, 8)" in result.output
-    assert f"compare the layers with: graphspec inspect-nodes {spec}" in result.output
+    # The file's metadata names the spec it was written for and the first differences.
+    assert "was written for other.yaml, another architecture" in result.output
+    assert "'dense_1/kernel' is (4, 5) in the file, (4, 8) here" in result.output
+    assert f"`graphspec inspect-nodes {spec} --weights {tmp_path / 'w.npz'}`" in result.output
 
 
 def _strict(text):

@@ -55,6 +55,10 @@ COMMANDS = {
                             {"HISTORY": "history"}, {"-o": "file"}),
     "diff": Command(["diff", "{spec}", "{spec}", "--weights", "{weights}", "--migrate",
                      "-o", "{out}"], {"OLD": "spec", "--weights": "weights"}, {"-o": "file"}),
+    "pack": Command(["pack", "{spec}", "--weights", "{weights}", "-o", "{out}"],
+                    {"SPEC": "spec", "--weights": "weights"}, {"-o": "file"}),
+    "init": Command(["init", "--data", "{csv}", "--target", "label", "-o", "{yaml_out}"],
+                    {"--data": "csv"}, {"-o": "file"}),
     "export": Command(["export", "{spec}", "--weights", "{weights}", "--format", "onnx",
                        "-o", "{out}"], {"SPEC": "spec", "--weights": "weights"},
                       {"-o": "file"}),
@@ -80,8 +84,11 @@ def files(tmp_path_factory):
     np.savez(root / "data" / "checkpoint.npz", x=rng.normal(size=(8, 4)).astype(np.float32),
              probs=rng.integers(0, 3, 8))
     (root / "h.json").write_text('{"loss": [1.0, 0.5]}')
+    (root / "t.csv").write_text("a,b,label\n" + "".join(
+        f"{i * 0.5},{i % 3},{'xyz'[i % 3]}\n" for i in range(12)))
     return {"spec": spec, "weights": weights, "x": root / "x.npy",
             "history": root / "h.json", "png": root / "curves.png",
+            "csv": root / "t.csv", "yaml_out": root / "started.yaml",
             "data": root / "data" / "checkpoint.npz", "out": root / "out.npz", "root": root}
 
 
