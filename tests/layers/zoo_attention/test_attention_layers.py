@@ -8,13 +8,13 @@ Run with ``-s`` to see the largest relative error against Keras per layer type."
 import numpy as np
 import pytest
 from gradcheck import check_gradients
+from torch_report import worst_error_reporter
 from zoo_reference import WORST, build, compare_with_keras, ours, rel_err
 
 import graphspec
 from graphspec.autodiff import Variable
 from graphspec.errors import ShapeError
 from graphspec.layers.base import CallContext
-from torch_report import worst_error_reporter
 
 keras = pytest.importorskip("keras")
 torch = pytest.importorskip("torch")
@@ -290,3 +290,31 @@ def test_attention_dropout_seeded_in_training_only():
         run(False, 0), plain.forward([Variable(q), Variable(v)], CallContext())[0].data)
     np.testing.assert_array_equal(run(True, 1), run(True, 1))
     assert not np.allclose(run(True, 1), run(False, 0))
+
+
+def test_mha_regularizers_reach_all_four_projections_as_in_keras():
+    text = """
+graphspec: 1
+models:
+  m:
+    inputs:
+      x: {shape: [3, 4]}
+    calls:
+      - {layer: {type: MultiHeadAttention, name: att, num_heads: 2, key_dim: 2,
+                 kernel_regularizer: {l2: 0.1}, bias_regularizer: {l1: 0.2}},
+         in: [x, x], out: y}
+    outputs: [y]
+"""
+    graph = graphspec.loads(text, seed=0)
+    regs = graph.layers["att"].weight_regularizers()
+    assert sorted(regs) == sorted(f"{role}_{kind}" for role in
+                                  ("query", "key", "value", "attention_output")
+                                  for kind in ("kernel", "bias"))
+    assert regs["attention_output_kernel"] == ("kernel_regularizer", {"l2": 0.1})
+    no_bias = graphspec.layers.registry.REGISTRY["MultiHeadAttention"](
+        "att", {"num_heads": 2, "key_dim": 2, "use_bias": False,
+                "bias_regularizer": {"l1": 0.2}})
+    no_bias.register_weights([(None, 3, 4), (None, 3, 4)])
+    with pytest.raises(ShapeError, match="bias_regularizer is set, but the layer has no bias "
+                                         "weights \\(use_bias is false\\)"):
+        no_bias.weight_regularizers()
