@@ -33,12 +33,16 @@ demo: $(DEMO_STAMP)
 	$(BIN)/graphspec build specs/mlp.yaml --set input_dim=64 --seed 0
 	$(BIN)/graphspec train specs/mlp.yaml --set input_dim=64 --data $(OUT)/digits_train.npz \
 		--seed 0 -o $(OUT)/mlp_digits.npz --history $(OUT)/mlp_history.json
-	$(BIN)/graphspec evaluate specs/mlp.yaml --set input_dim=64 --weights $(OUT)/mlp_digits.npz \
+	# The weights file records input_dim=64: no --set from here on.
+	$(BIN)/graphspec evaluate specs/mlp.yaml --weights $(OUT)/mlp_digits.npz \
 		--data $(OUT)/digits_test.npz
-	$(BIN)/graphspec predict specs/mlp.yaml --set input_dim=64 --weights $(OUT)/mlp_digits.npz \
+	$(BIN)/graphspec predict specs/mlp.yaml --weights $(OUT)/mlp_digits.npz \
 		--input pixels=$(OUT)/digits_first5.npy
-	$(BIN)/graphspec inspect-nodes specs/mlp.yaml --set input_dim=64 \
+	$(BIN)/graphspec inspect-nodes specs/mlp.yaml \
 		--weights $(OUT)/mlp_digits.npz --input pixels=$(OUT)/digits_first5.npy
+	$(BIN)/graphspec pack specs/mlp.yaml --weights $(OUT)/mlp_digits.npz -o $(OUT)/mlp.gspec.zip
+	$(BIN)/graphspec predict $(OUT)/mlp.gspec.zip --input pixels=$(OUT)/digits_first5.npy \
+		-o $(OUT)/digits_first5_predictions.npz
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
