@@ -6,8 +6,8 @@ the one Keras' weights assume). Padding, strides and dilation as ``ops.conv``.
 
 There is no cross-channel sum, so no matrix product to hand the work to: the loop runs
 over kernel taps (kh*kw of them), each one a broadcast multiply of a strided view of the
-padded input; the backward is the same loop with the roles swapped (col2im for the input,
-one contraction per tap for the kernel).
+padded input into one reused buffer; the backward is the same loop with the roles
+swapped (col2im for the input, one contraction per tap for the kernel).
 """
 from __future__ import annotations
 
@@ -35,28 +35,52 @@ def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid",
     pads, out_hw = _geometry(x.shape, (kh, kw), strides, padding, dilation,
                              "depthwise_conv2d")
     dtype = np.result_type(x.dtype, kernel.dtype)
-    xp = _pad(x.data, pads)
-    w = kernel.data.astype(dtype, copy=False)
+    xp = _pad(x.data, pads).astype(dtype, copy=False)
+    # Work in (..., M, C) layout: the channel axis, the long one, innermost, so every
+    # broadcast multiply runs over contiguous channels (with C innermost *after* M a
+    # trailing axis of length M = 1 would make numpy's inner loop one element long).
+    w = kernel.data.astype(dtype, copy=False).transpose(0, 1, 3, 2)     # (kh, kw, M, C)
     taps = list(_taps((kh, kw), strides, dilation, out_hw))
     batch = x.shape[0]
-    out = np.zeros((batch,) + out_hw + (channels, multiplier), dtype=dtype)
+    out = np.zeros((batch,) + out_hw + (multiplier, channels), dtype=dtype)
+    term = np.empty_like(out)
     for i, j, (rows, columns) in taps:
-        out += xp[:, rows, columns, :, None] * w[i, j]
-    out = out.reshape((batch,) + out_hw + (channels * multiplier,))
+        np.multiply(xp[:, rows, columns, None, :], w[i, j], out=term)
+        out += term
+    out = _channel_major(out)
     if bias is not None:
         out += parents[2].data
 
     def backward(g):
-        g5 = g.reshape((batch,) + out_hw + (channels, multiplier))
+        # (B, OH, OW, C*M) -> (B, OH, OW, M, C), the forward's layout
+        gm = np.ascontiguousarray(
+            g.reshape((batch,) + out_hw + (channels, multiplier)).transpose(0, 1, 2, 4, 3))
         gxp = np.zeros(xp.shape, dtype=g.dtype) if x.requires_grad else None
-        gk = np.empty(kernel.shape, dtype=g.dtype) if kernel.requires_grad else None
+        gk = np.empty((kh, kw, multiplier, channels), dtype=g.dtype) \
+            if kernel.requires_grad else None
+        flat = gm.reshape(-1, multiplier, channels)
         for i, j, (rows, columns) in taps:
+            window = xp[:, rows, columns, :]
             if gk is not None:
-                gk[i, j] = np.einsum("bhwc,bhwcm->cm", xp[:, rows, columns, :], g5)
+                # sum over pixels of x * g, per (m, c): one pass per multiplier
+                for m in range(multiplier):
+                    gk[i, j, m] = np.einsum("nc,nc->c", window.reshape(-1, channels),
+                                            flat[:, m])
             if gxp is not None:
-                gxp[:, rows, columns, :] += np.einsum("bhwcm,cm->bhwc", g5, w[i, j])
+                gxp[:, rows, columns, :] += (gm * w[i, j]).sum(axis=3) if multiplier > 1 \
+                    else gm[:, :, :, 0] * w[i, j, 0]
         gx = None if gxp is None else _crop(gxp, pads, x.shape)
+        gk = None if gk is None else gk.transpose(0, 1, 3, 2)
         if bias is None:
             return gx, gk
         return gx, gk, g.sum(axis=(0, 1, 2))
     return result(out, parents, backward)
+
+
+def _channel_major(out):
+    """(B, OH, OW, M, C) -> (B, OH, OW, C*M) with channel ``c*M + m`` (TensorFlow's
+    order); a free reshape when M = 1."""
+    batch, oh, ow, multiplier, channels = out.shape
+    if multiplier > 1:
+        out = np.ascontiguousarray(out.transpose(0, 1, 2, 4, 3))
+    return out.reshape(batch, oh, ow, channels * multiplier)
