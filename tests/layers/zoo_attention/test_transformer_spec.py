@@ -41,7 +41,7 @@ def keras_encoder(keras):
     ff = layers.Dropout(0.1)(layers.Dense(32, name="ff_output")(hidden))
     x = layers.LayerNormalization(epsilon=1e-6, name="ff_norm")(x + ff)
     probs = layers.Dense(2, activation="softmax", name="classifier")(
-        keras.ops.mean(x, axis=1))
+        layers.GlobalAveragePooling1D()(x))
     return keras.Model(tokens, probs)
 
 
