@@ -47,8 +47,11 @@ def import_keras(model_file, output, weights_out):
     models = ", ".join(result.spec["models"])
     click.echo(f"wrote {output}: {len(result.spec.get('layers', {}))} layer(s), "
                f"model(s) {models}")
-    for note in result.notes:
+    for note in result.notes[:3]:
         click.echo(f"  note: {note}")
+    if len(result.notes) > 3:
+        click.echo(f"  ... and {len(result.notes) - 3} more notes, each a comment at the "
+                   f"top of {output}")
     for keras_name, name in result.renamed.items():
         click.echo(f"  renamed '{keras_name}' -> '{name}' (spec names are "
                    "[A-Za-z_][A-Za-z0-9_]*, unique across layers and models)")

@@ -325,9 +325,10 @@ class _Importer:
                 key = (config.get("scale"), config.get("mode"), config.get("distribution"))
                 if key in VARIANCE_SCALING:
                     return VARIANCE_SCALING[key]
-        shown = _plain(value)
-        if isinstance(shown, dict):
-            shown = f"{shown.get('class_name')}({shown.get('config')})"
+        shown = repr(_plain(value))
+        if isinstance(value, dict):
+            args = ", ".join(f"{k}={v!r}" for k, v in config.items() if v is not None)
+            shown = f"{value.get('class_name')}({args})"
         self.notes.append(f"{where}: initializer {shown} has no graphspec equivalent; "
                           f"the spec uses {default} (used only to initialise afresh)")
         return default
