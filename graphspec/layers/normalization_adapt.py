@@ -10,7 +10,8 @@ normalization.py``), so the numbers are Keras' for the same batches:
     variance = (variance + (mean - new_mean)^2) * (1 - w)
                + (batch_var + (batch_mean - new_mean)^2) * w
 
-The ``graphspec adapt SPEC --data D`` command is a thin shell over :func:`adapt`.
+The ``graphspec adapt SPEC --data D`` command is a thin shell over :func:`adapt_all`
+(every Normalization layer, or the ones named) and :func:`adapt` (one layer).
 """
 from __future__ import annotations
 
@@ -65,6 +66,19 @@ def adapt(graph, layer_name: str, arrays) -> dict:
         var.data = np.asarray(value, dtype=var.data.dtype).reshape(var.data.shape)
     return {"mean": layer.weights["mean"].data, "variance": layer.weights["variance"].data,
             "count": count}
+
+
+def adapt_all(graph, arrays: dict, layer_names=None) -> dict:
+    """:func:`adapt` every Normalization layer of ``graph`` (or those in ``layer_names``)
+    from ``arrays``, a dict of arrays keyed by model input name (what ``--data`` holds);
+    each layer must be called on a model input. Returns ``{layer name: adapt's result}``
+    in declaration order; InputError if there is no Normalization layer to adapt."""
+    names = [name for name, layer in graph.layers.items() if layer.TYPE == "Normalization"]
+    if layer_names is not None:
+        names = list(layer_names)
+    if not names:
+        raise InputError("adapt: the spec has no Normalization layer")
+    return {name: adapt(graph, name, arrays) for name in names}
 
 
 def _model_input(layer, arrays: dict):

@@ -85,6 +85,14 @@ def test_rank_errors_and_keras_data_format():
         "channels_last"
 
 
+def test_spatial_dropout2d_channels_first_drops_whole_maps():
+    layer = layer_for("SpatialDropout2D", {"rate": 0.5, "data_format": "channels_first"},
+                      (6, 3, 4))
+    out = run(layer, np.ones((50, 6, 3, 4)), True, 5)
+    maps = out.reshape(50, 6, 12)
+    assert np.all(maps == maps[:, :, :1]) and 0 < np.mean(maps == 0) < 1
+
+
 def test_a_training_step_uses_the_noise_and_predict_does_not():
     spec = """
 graphspec: 1

@@ -12,7 +12,7 @@ import graphspec
 from graphspec.autodiff import Variable
 from graphspec.errors import InputError, ShapeError
 from graphspec.layers.base import CallContext
-from graphspec.layers.normalization_adapt import adapt
+from graphspec.layers.normalization_adapt import adapt, adapt_all
 from graphspec.layers.registry import REGISTRY
 
 keras = pytest.importorskip("keras")
@@ -263,3 +263,44 @@ def test_shapes_keep_unknown_axes():
                          ("LayerNormalization", {"rms_scaling": True})]:
         layer = REGISTRY[kind]("l", config)
         assert layer.compute_output_shapes([(None, None, 4)]) == [(None, None, 4)], kind
+
+
+def test_adapt_all_adapts_every_normalization_layer_on_a_model_input():
+    graph = graphspec.loads("""
+graphspec: 1
+models:
+  m:
+    inputs:
+      a: {shape: [3]}
+      b: {shape: [2, 4]}
+    calls:
+      - {layer: {type: Normalization, name: na}, in: a, out: ya}
+      - {layer: {type: Normalization, name: nb, axis: null}, in: b, out: yb}
+      - {layer: {type: Dense, name: d, units: 2}, in: ya, out: z}
+    outputs: [z, yb]
+""", seed=0, dtype="float64")
+    rng = np.random.default_rng(0)
+    data = {"a": rng.normal(3, 2, (50, 3)), "b": rng.normal(-1, 5, (50, 2, 4))}
+    stats = adapt_all(graph, data)
+    assert list(stats) == ["na", "nb"]
+    np.testing.assert_allclose(stats["na"]["mean"], data["a"].mean(axis=0))
+    np.testing.assert_allclose(stats["nb"]["variance"], data["b"].var())
+    out = graph.model().predict(data)["yb"]
+    assert abs(out.mean()) < 1e-12 and abs(out.std() - 1) < 1e-9
+    assert list(adapt_all(graph, data, ["nb"])) == ["nb"]
+    with pytest.raises(InputError, match="'d' is a Dense layer, not a Normalization layer"):
+        adapt_all(graph, data, ["d"])
+    with pytest.raises(InputError, match="the spec has no Normalization layer"):
+        adapt_all(graphspec.loads(_DENSE_ONLY, seed=0), data)
+
+
+_DENSE_ONLY = """
+graphspec: 1
+models:
+  m:
+    inputs:
+      a: {shape: [3]}
+    calls:
+      - {layer: {type: Dense, name: d, units: 2}, in: a, out: z}
+    outputs: [z]
+"""

@@ -47,14 +47,17 @@ CASES = {
     "Normalization-invert-all": ({"type": "Normalization", "axis": None, "invert": True},
                                  [(4,)], 1),
     "SpatialDropout1D": ({"type": "SpatialDropout1D", "rate": 0.5}, [(3, 4)], 1),
+    "SpatialDropout2D-channels-first": ({"type": "SpatialDropout2D", "rate": 0.5,
+                                         "data_format": "channels_first"}, [(2, 3, 3)], 1),
     "SpatialDropout2D": ({"type": "SpatialDropout2D", "rate": 0.5}, [(3, 3, 2)], 1),
     "GaussianNoise": ({"type": "GaussianNoise", "stddev": 0.3}, [(4,)], 1),
     "GaussianDropout": ({"type": "GaussianDropout", "rate": 0.3}, [(4,)], 1),
 }
 
 
-def one_call(layer, shapes, outputs):
-    inputs = {f"x{i}": {"shape": list(s)} for i, s in enumerate(shapes)}
+def one_call(layer, shapes, outputs, dtypes=()):
+    inputs = {f"x{i}": dict({"shape": list(s)}, **({"dtype": d} if d else {}))
+              for i, (s, d) in enumerate(zip(shapes, list(dtypes) + [None] * len(shapes)))}
     outs = [f"y{i}" for i in range(outputs)]
     call = {"layer": layer, "in": list(inputs), "out": outs}
     return json.dumps({"graphspec": 1, "models": {"m": {
@@ -87,3 +90,29 @@ def test_exports_and_agrees_in_onnxruntime(case):
         onnx.checker.check_model(proto, full_check=True)
         report = check_against_predict(model, proto, feeds)
         assert all(r["ok"] for r in report.values()), report
+
+
+INTEGER_CASES = {
+    "Rescaling-int32-pixels": ({"type": "Rescaling", "scale": 0.00392156862745098},
+                               [(4, 4, 3)], ["int32"]),
+    "Normalization-int32": ({"type": "Normalization"}, [(5,)], ["int32"]),
+    "MHA-int32-mask": (dict(MHA, attention_mask=True, return_attention_scores=True),
+                       [(4, 6), (4, 6), (4, 4)], [None, None, "int32"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INTEGER_CASES))
+def test_integer_inputs_export(case):
+    from graphspec.interop.onnx_export import to_onnx
+    layer, shapes, dtypes = INTEGER_CASES[case]
+    outputs = 2 if layer.get("return_attention_scores") else 1
+    graph = graphspec.loads(one_call(layer, shapes, outputs, dtypes), seed=0)
+    randomize(graph)
+    model = graph.model()
+    feeds = random_feeds(model, batch=3, seed=1, high=255)
+    if layer.get("attention_mask"):
+        feeds["x2"] = np.tril(np.ones((4, 4), np.int32))[None].repeat(3, 0)
+    proto = to_onnx(model)
+    onnx.checker.check_model(proto, full_check=True)
+    report = check_against_predict(model, proto, feeds)
+    assert all(r["ok"] for r in report.values()), report
