@@ -105,8 +105,9 @@ def chunk_size(chunk_rows: int | None, batch_size: int, sources: dict) -> int:
     batch_size split the rows exactly where the embedded engine does.
     """
     if chunk_rows is None:
-        return embedded.block_rows(sources, batch_size) * max(
-            1, CHUNK_BYTES // embedded.BLOCK_BYTES)
+        row_bytes = sum(int(np.prod(s.shape[1:], dtype=np.int64)) * s.dtype.itemsize
+                        for s in sources.values())
+        return batch_size * max(1, CHUNK_BYTES // max(row_bytes * batch_size, 1))
     if int(chunk_rows) < 1:
         raise InputError(f"--chunk-rows must be at least 1, got {chunk_rows}")
     return -(-int(chunk_rows) // batch_size) * batch_size
@@ -160,13 +161,13 @@ def _check_block(name, block, start, stop):
 
 
 def predict_chunk(bundle_key: str, blocks: dict, start: int, stop: int,
-                  batch_size: int, seed=None):
+                  batch_size: int, seed=None, allow_nonfinite: bool = False):
     """Outputs by name for rows start:stop, or a ChunkFailure for wrong data."""
     try:
         model = shipped(bundle_key).model()
         sources = {n: _check_block(n, b, start, stop) for n, b in blocks.items()}
         parts = [out for _, out in embedded.predict_rows(
-            model, sources, 0, stop - start, batch_size, seed, first_row=start)]
+            model, sources, batch_size, seed, start, allow_nonfinite)]
         return {name: np.concatenate([p[name] for p in parts])
                 for name in model.output_names}
     except GraphspecError as exc:
@@ -174,30 +175,30 @@ def predict_chunk(bundle_key: str, blocks: dict, start: int, stop: int,
 
 
 def evaluate_chunk(bundle_key: str, blocks: dict, start: int, stop: int,
-                   batch_size: int, seed=None):
+                   batch_size: int, seed=None, allow_nonfinite: bool = False):
     """Per-batch (logs, rows) for rows start:stop, or a ChunkFailure for wrong data."""
     try:
         sources = {n: _check_block(n, b, start, stop) for n, b in blocks.items()}
-        return embedded.evaluate_rows(shipped(bundle_key).trainer(), sources, 0, stop - start,
-                                      batch_size, seed, first_row=start)
+        return list(embedded.evaluate_rows(shipped(bundle_key).trainer(), sources,
+                                           batch_size, seed, start, allow_nonfinite))
     except GraphspecError as exc:
         return ChunkFailure(f"rows {start}-{stop}: {exc}")
 
 
 # -- running chunks ------------------------------------------------------------------------
-def _run_chunks(client, task, bundle, chunks: list, chunk: int, rows: int, batch_size,
-                seed, retries: int, timeout, on_result, bar) -> None:
+def _run_chunks(client, task, bundle, chunks: list, chunk: int, rows: int, options: tuple,
+                retries: int, timeout, on_result, bar) -> None:
     """Ship ``bundle`` to every worker once, submit ``task`` per chunk (a few per worker
     ahead), hand each result to ``on_result(index, first_row, result)``; the first
     failure cancels the rest and is raised."""
     from .dask_plugin import ship
     with ship(client, bundle) as bundle_key:
-        _submit_chunks(client, task, bundle_key, chunks, chunk, rows, batch_size, seed,
-                       retries, timeout, on_result, bar)
+        _submit_chunks(client, task, bundle_key, chunks, chunk, rows, options, retries,
+                       timeout, on_result, bar)
 
 
-def _submit_chunks(client, task, bundle_key, chunks, chunk, rows, batch_size, seed,
-                   retries, timeout, on_result, bar) -> None:
+def _submit_chunks(client, task, bundle_key, chunks, chunk, rows, options, retries,
+                   timeout, on_result, bar) -> None:
     dask, _, distributed = require_dask()
     workers = max(1, len(client.scheduler_info().get("workers", {})))
     pending = iter(range(len(chunks)))
@@ -212,8 +213,7 @@ def _submit_chunks(client, task, bundle_key, chunks, chunk, rows, batch_size, se
         if i is None:
             return
         start, stop = i * chunk, min((i + 1) * chunk, rows)
-        call = dask.delayed(task, pure=False)(bundle_key, chunks[i], start, stop,
-                                              batch_size, seed,
+        call = dask.delayed(task, pure=False)(bundle_key, chunks[i], start, stop, *options,
                                               dask_key_name=f"graphspec-{task.__name__}-"
                                                             f"{run}-{i}")
         future = client.compute(call, retries=retries)
@@ -259,10 +259,10 @@ def _result(future, start, stop, distributed):
 def predict(model, inputs, output=None, batch_size: int = 32, chunk_rows: int | None = None,
             seed=None, scheduler: str | None = None, client=None, workers: int | None = None,
             retries: int = 2, timeout: float | None = None, progress: bool | None = None,
-            stream=None) -> dict:
+            stream=None, allow_nonfinite: bool = False) -> dict:
     """As :func:`graphspec.engines.embedded.predict`, each chunk a task on a cluster."""
     require_dask()
-    batch_size = embedded._check_batch_size(batch_size)
+    batch_size = embedded.check_batch_size(batch_size)
     sources = _as_sources(embedded.model_inputs(model, inputs), model.input_names,
                           f"model '{model.name}'")
     embedded.check_input_shapes(model, sources)
@@ -276,7 +276,7 @@ def predict(model, inputs, output=None, batch_size: int = 32, chunk_rows: int | 
     try:
         with connect(scheduler, client, workers) as active:
             _run_chunks(active, predict_chunk, bundle, _chunk_inputs(sources, rows, chunk),
-                        chunk, rows, batch_size, seed, retries, timeout,
+                        chunk, rows, (batch_size, seed, allow_nonfinite), retries, timeout,
                         lambda i, start, result: sink.write(start, result), bar)
         result = sink.commit()
     except BaseException:
@@ -290,13 +290,13 @@ def evaluate(model, data, batch_size: int = 32, job_name: str | None = None,
              job_overrides: dict | None = None, chunk_rows: int | None = None, seed=None,
              scheduler: str | None = None, client=None, workers: int | None = None,
              retries: int = 2, timeout: float | None = None, progress: bool | None = None,
-             stream=None) -> dict:
+             stream=None, allow_nonfinite: bool = False) -> dict:
     """Loss and metrics of ``model`` under a training job, chunks on a cluster; the
     per-batch values are reduced in row order exactly as ``Trainer.evaluate`` does."""
     require_dask()
     from ..train.job import build_job
     from ..train.trainer import Trainer
-    batch_size = embedded._check_batch_size(batch_size)
+    batch_size = embedded.check_batch_size(batch_size)
     trainer = Trainer(model.graph, build_job(model.graph, job_name, model.name,
                                              job_overrides or {}))
     names = model.input_names + [n for n in trainer.job.losses if n not in model.input_names]
@@ -311,7 +311,7 @@ def evaluate(model, data, batch_size: int = 32, job_name: str | None = None,
     parts: dict = {}
     with connect(scheduler, client, workers) as active:
         _run_chunks(active, evaluate_chunk, bundle, _chunk_inputs(sources, rows, chunk),
-                    chunk, rows, batch_size, seed, retries, timeout,
+                    chunk, rows, (batch_size, seed, allow_nonfinite), retries, timeout,
                     lambda i, start, result: parts.__setitem__(i, result), bar)
     bar.finish()
     return embedded.reduce_evaluation(p for i in sorted(parts) for p in parts[i])

@@ -29,17 +29,30 @@ _NOT_NUMERIC = ("holds {dtype} values; graphspec streams plain numeric arrays (b
                 "integer or floating point)")
 
 
+WINDOW_BYTES = 16 << 20     # bytes mapped at once when rows are read a slice at a time
+
+
 class NpySource:
     """One ``.npy`` file's rows, read a window at a time; pickles as its path and header.
 
-    ``shape``, ``dtype``, ``ndim`` and ``__getitem__`` make it a source for
-    ``dask.array.from_array`` as well: each chunk then reads its own rows on a worker.
+    Slicing rows (``source[a:b]``) serves them from the current window, mapping the
+    next one (``WINDOW_BYTES``, or the slice if larger) when they fall outside it; at most
+    one window is mapped. ``shape``, ``dtype`` and ``ndim`` make it an array-like for the
+    executor's ``predict_batches`` and for ``dask.array.from_array`` (each chunk then
+    reads its own rows on a worker).
     """
 
     def __init__(self, path: str, shape: tuple, dtype: np.dtype, offset: int):
         self.path, self.shape, self.dtype, self.offset = path, shape, dtype, offset
         self.ndim = len(shape)
         self.row_bytes = _count(shape[1:]) * dtype.itemsize
+        self._window = None     # (first row, stop row, array)
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_window"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _window=None)
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -69,9 +82,19 @@ class NpySource:
         if not isinstance(first, slice) or first.step not in (None, 1):
             raise TypeError("NpySource reads contiguous row ranges only")
         start, stop, _ = first.indices(self.shape[0])
-        block = self.rows(start, stop)
+        block = self._rows_windowed(start, max(start, stop))
         rest = index[1:]
-        return np.asarray(block[(slice(None),) + rest] if rest else block)
+        return block[(slice(None),) + rest] if rest else block
+
+    def _rows_windowed(self, start: int, stop: int) -> np.ndarray:
+        window = self._window
+        if window is None or not window[0] <= start <= stop <= window[1]:
+            span = max(stop - start, WINDOW_BYTES // max(self.row_bytes, 1))
+            end = min(self.shape[0], start + span)
+            # A plain ndarray view of the map: ufuncs and slices on an np.memmap go
+            # through its subclass hooks on every call (measured: ~20% of a small batch).
+            window = self._window = (start, end, np.asarray(self.rows(start, end)))
+        return window[2][start - window[0]:stop - window[0]]
 
 
 def _count(dims) -> int:

@@ -9,6 +9,7 @@ from scale_util import ROOT, digits_like, mlp, save_dir
 import graphspec.api as api
 from graphspec.engines import embedded
 from graphspec.engines.progress import RowsProgress
+from graphspec.io import npystream
 from graphspec.errors import InputError
 from graphspec.train.job import build_job
 from graphspec.train.trainer import Trainer
@@ -18,8 +19,8 @@ MULTI_IO = {"vocab": 50, "headline_length": 6, "embedding_dim": 4}
 
 @pytest.fixture
 def small_blocks(monkeypatch):
-    """Blocks of a few batches, so a small input crosses many block boundaries."""
-    monkeypatch.setattr(embedded, "BLOCK_BYTES", 20_000)
+    """Windows of a few batches, so a small .npy input crosses many window boundaries."""
+    monkeypatch.setattr(npystream, "WINDOW_BYTES", 20_000)
 
 
 @pytest.mark.parametrize("batch_size", [32, 7, 1000])
@@ -76,7 +77,7 @@ def test_nan_in_a_late_batch_fails_and_writes_nothing(tmp_path, small_blocks):
     x = digits_like(500)["pixels"]
     x[431, 5] = np.nan
     np.save(tmp_path / "pixels.npy", x)
-    with pytest.raises(InputError, match="NaN or Inf"):
+    with pytest.raises(InputError, match=r"row 431\b"):     # the row in the whole file
         embedded.predict(model, {"pixels": str(tmp_path / "pixels.npy")},
                          tmp_path / "digit.npy", batch_size=32)
     assert [p.name for p in tmp_path.iterdir()] == ["pixels.npy"]     # no half file
@@ -87,7 +88,7 @@ def test_integer_input_with_fractions_is_refused_per_batch(tmp_path):
     main = np.zeros((40, 6))
     main[33, 2] = 0.5
     arrays = {"main_input": main, "aux_input": np.zeros((40, 5))}
-    with pytest.raises(InputError, match="non-integer"):
+    with pytest.raises(InputError, match=r"holds 0.5 at row 33.*integer indices"):
         embedded.predict(model, arrays, None, batch_size=8)
 
 
