@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import os
 import zipfile
 
 import numpy as np
@@ -35,26 +36,46 @@ _INPUT = "InputLayer"
 
 
 def export_keras(graph, path, model: str | None = None) -> list:
-    """Write ``graph.models[model]`` (the only model if None) to ``path`` as ``.keras``.
-
-    Everything is checked before anything is written: a layer type Keras cannot express
-    is refused by name. Returns ``[(model name, path)]``, as every exporter does.
+    """Write ``graph.models[model]`` to ``path`` as ``.keras``; without ``model``, every
+    model of the graph, one file each (``out.MODEL.keras``) when there are several, as
+    ONNX export does. Everything is checked before anything is written: a layer type
+    Keras cannot express is refused by name. Returns ``[(model name, path written)]``.
     """
-    top = graph.model(model)
-    check_exportable(top)
+    models = [graph.model(model)] if model or len(graph.models) == 1 \
+        else list(graph.models.values())
+    for each in models:
+        check_exportable(each)
     if not graph.weights() and graph.weight_specs():
         raise InputError("the graph has no weights yet: load or initialise them first")
+    files = [(each, _file(each), per_model_path(path, each.name, len(models) > 1))
+             for each in models]
+    for each, data, target in files:
+        with atomic_write(target) as handle:
+            handle.write(data)
+    return [(each.name, target) for each, _, target in files]
+
+
+def per_model_path(path, model_name: str, several: bool) -> str:
+    """``out.keras`` for one model; ``out.MODEL.keras`` when several are exported."""
+    if not several:
+        return os.fspath(path)
+    root, ext = os.path.splitext(os.fspath(path))
+    return f"{root}.{model_name}{ext or '.keras'}"
+
+
+def _file(model) -> bytes:
+    """The bytes of one ``.keras`` zip: config.json, metadata.json, model.weights.h5."""
     writer = _Writer()
-    config = writer.model_object(top)
-    h5_bytes = writer.weights_file(top)
+    config = writer.model_object(model)
+    h5_bytes = writer.weights_file(model)
     metadata = {"keras_version": KERAS_FORMAT_VERSION, "producer": "graphspec",
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
-    with atomic_write(path) as handle:
-        with zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:
-            archive.writestr(METADATA_MEMBER, json.dumps(metadata))
-            archive.writestr(CONFIG_MEMBER, json.dumps(config))
-            archive.writestr(WEIGHTS_MEMBER, h5_bytes)
-    return [(top.name, str(path))]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr(METADATA_MEMBER, json.dumps(metadata))
+        archive.writestr(CONFIG_MEMBER, json.dumps(config))
+        archive.writestr(WEIGHTS_MEMBER, h5_bytes)
+    return buffer.getvalue()
 
 
 def check_exportable(model) -> None:

@@ -167,10 +167,19 @@ def test_an_input_named_like_a_layer_is_refused(tmp_path):
     assert not (tmp_path / "m.keras").exists()
 
 
-def test_export_needs_a_model_choice_when_the_spec_has_several(tmp_path):
+def test_without_a_model_every_model_gets_its_file(keras, tmp_path):
     graph = api.load(SPECS / "began.yaml", seed=0)
-    with pytest.raises(InputError, match="choose one with --model"):
-        export_keras(graph, tmp_path / "m.keras")
+    written = export_keras(graph, tmp_path / "began.keras")
+    assert written == [(name, str(tmp_path / f"began.{name}.keras"))
+                       for name in ("generator", "discriminator", "gan")]
+    assert keras.saving.load_model(written[0][1]).name == "generator"
+
+
+def test_without_a_model_nothing_is_written_if_one_is_refused(tmp_path):
+    graph = api.load(SPECS / "vae.yaml", seed=0)
+    with pytest.raises(InputError, match="Merge layer 'sampling'"):
+        export_keras(graph, tmp_path / "vae.keras")
+    assert list(tmp_path.iterdir()) == []
 
 
 ZOO = """
