@@ -2,8 +2,8 @@
 padding averages the real elements only (as Keras)."""
 from __future__ import annotations
 
-from .max_pooling2d import PoolingBase
 from .data_format import data_format_aware
+from .max_pooling2d import PoolingBase
 
 
 @data_format_aware

@@ -5,8 +5,8 @@ behaviour; PyTorch's ``count_include_pad=False``).
 """
 from __future__ import annotations
 
-from .max_pooling2d import PoolingBase
 from .data_format import data_format_aware
+from .max_pooling2d import PoolingBase
 
 
 @data_format_aware

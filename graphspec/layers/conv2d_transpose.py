@@ -15,6 +15,7 @@ from ..ops.conv_transpose import conv2d_transpose, transpose_length
 from .base import NON_NEGATIVE_INT, WeightSpec, single_shape
 from .conv2d import ConvBase, layer_tuple
 from .data_format import data_format_aware
+from .up_sampling1d import capped
 
 
 @data_format_aware
@@ -55,7 +56,7 @@ class Conv2DTranspose(ConvBase):
                              f"{shape}")
         sizes = tuple(transpose_length(n, k, s, self.padding, e, d) for n, k, s, e, d in
                       zip(shape[1:3], kernel, strides, self.extra(), dilation))
-        return [(shape[0],) + sizes + (self.filters,)]
+        return [capped(self, (shape[0],) + sizes + (self.filters,))]
 
     def weight_specs(self, input_shapes):
         kernel, _, _ = self.geometry()

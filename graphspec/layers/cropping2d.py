@@ -8,8 +8,8 @@ from __future__ import annotations
 from .. import ops
 from ..errors import ShapeError
 from .base import Layer
-from .zero_padding2d import BORDERS, borders, image_shape
 from .data_format import data_format_aware
+from .zero_padding2d import BORDERS, borders, image_shape
 
 
 @data_format_aware

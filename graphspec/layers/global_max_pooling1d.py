@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from .. import ops
 from .base import Layer
-from .global_average_pooling2d import global_pool_shape
 from .data_format import data_format_aware
+from .global_average_pooling2d import global_pool_shape
 
 
 @data_format_aware

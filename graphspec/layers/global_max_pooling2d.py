@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from ..ops.conv import global_max_pool2d
 from .base import Layer
-from .global_average_pooling2d import global_pool_shape
 from .data_format import data_format_aware
+from .global_average_pooling2d import global_pool_shape
 
 
 @data_format_aware

@@ -1,8 +1,8 @@
 """MaxPooling1D: maximum over pool_size windows of (steps, channels) inputs."""
 from __future__ import annotations
 
-from .max_pooling2d import PoolingBase
 from .data_format import data_format_aware
+from .max_pooling2d import PoolingBase
 
 
 @data_format_aware

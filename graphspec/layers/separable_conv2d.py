@@ -12,8 +12,8 @@ from ..ops.conv import conv2d
 from ..ops.depthwise import depthwise_conv2d
 from .base import POSITIVE_INT, WeightSpec
 from .common_args import REGULARIZER, initializer
-from .depthwise_conv2d import DepthwiseConv2D, depthwise_args
 from .data_format import data_format_aware
+from .depthwise_conv2d import DepthwiseConv2D, depthwise_args
 
 
 @data_format_aware

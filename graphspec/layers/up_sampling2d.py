@@ -7,8 +7,9 @@ from __future__ import annotations
 from ..ops.resize import repeat, upsample_bilinear2d
 from .base import Layer
 from .conv2d import int_or_tuple, layer_tuple
-from .zero_padding2d import image_shape
 from .data_format import data_format_aware
+from .up_sampling1d import capped
+from .zero_padding2d import image_shape
 
 
 @data_format_aware
@@ -24,8 +25,8 @@ class UpSampling2D(Layer):
     def compute_output_shapes(self, input_shapes):
         shape = image_shape(self, input_shapes)
         sh, sw = self.factors()
-        return [(shape[0], None if shape[1] is None else shape[1] * sh,
-                 None if shape[2] is None else shape[2] * sw, shape[3])]
+        return [capped(self, (shape[0], None if shape[1] is None else shape[1] * sh,
+                              None if shape[2] is None else shape[2] * sw, shape[3]))]
 
     def forward(self, inputs, ctx):
         factors = self.factors()

@@ -232,8 +232,9 @@ def test_groups_kernel_shape_and_refusal():
              in: x, out: y}
         outputs: [y]
     """
-    with pytest.raises(GraphspecError, match=r":8:9: models.m.calls\[0\]: Conv2D layer 'c': groups 4 must divide "
-                                        r"both the input channels \(4\) and filters \(6\)"):
+    with pytest.raises(GraphspecError, match=r":8:9: models.m.calls\[0\]: Conv2D layer 'c': "
+                                             r"groups 4 must divide both the input "
+                                             r"channels \(4\) and filters \(6\)"):
         graphspec.loads(__import__("textwrap").dedent(text), seed=0)
 
 

@@ -1,8 +1,8 @@
 """UpSampling1D/2D (nearest, bilinear), Cropping1D/2D, ZeroPadding1D, AveragePooling1D,
 GlobalAverage/MaxPooling1D and ``keepdims`` on every global pool: finite differences
 (float64), PyTorch (float64, ≤1e-5 relative), Keras 3 on the torch backend (float64
-forward and gradients, ≤1e-9; ≤1e-6 for the averages, see below), onnxruntime against predict, unknown sizes, located
-errors."""
+forward and gradients, ≤1e-9; ≤1e-6 for the averages, see below), onnxruntime against
+predict, unknown sizes, located errors."""
 import json
 
 import numpy as np
@@ -139,6 +139,9 @@ def test_shapes_with_unknown_sizes(kind, cfg, shape, expected):
     ({"type": "UpSampling2D", "interpolation": "bicubic"}, [4, 3, 2], "bicubic"),
     ({"type": "UpSampling2D"}, [4, 3], "UpSampling2D layer 'bad' expects input of rank 4"),
     ({"type": "ZeroPadding1D", "padding": [1, 2, 3]}, [4, 3], "padding"),
+    ({"type": "UpSampling1D", "size": 1 << 24}, [4, 3],
+     "UpSampling1D layer 'bad': output shape (None, 67108864, 3) has an axis longer than "
+     "the 16777216 limit"),
     ({"type": "GlobalAveragePooling1D"}, [4, 3, 2],
      "GlobalAveragePooling1D layer 'bad' expects input of rank 3 (batch, steps, channels)"),
 ])
