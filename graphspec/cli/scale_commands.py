@@ -114,7 +114,7 @@ def _output_files(output, names) -> list:
 def run_predict(model, input_paths: dict, output_path_or_dir=None, engine: str = "embedded",
                 batch_size: int | None = None, chunk_rows: int | None = None,
                 scheduler: str | None = None, workers: int | None = None, seed=None,
-                progress: bool | None = None) -> dict:
+                progress: bool | None = None, allow_nonfinite: bool = False) -> dict:
     """Predict over ``input_paths`` ({input name: .npy path}, or arrays) with an engine;
     outputs go to a ``.npy`` (one output), ``.npz`` or ``DIR/`` (NAME.npy per output),
     or come back as arrays when ``output_path_or_dir`` is None."""
@@ -127,17 +127,17 @@ def run_predict(model, input_paths: dict, output_path_or_dir=None, engine: str =
         from ..engines import dask_engine
         return dask_engine.predict(model, input_paths, output_path_or_dir, batch_size,
                                    chunk_rows, seed, scheduler, workers=workers,
-                                   progress=progress)
+                                   progress=progress, allow_nonfinite=allow_nonfinite)
     _embedded_only(engine, scheduler, chunk_rows, workers)
     return embedded.predict(model, input_paths, output_path_or_dir, batch_size, seed,
-                            progress)
+                            progress, allow_nonfinite=allow_nonfinite)
 
 
 def run_evaluate(graph, data, job_name: str | None = None, model_name: str | None = None,
                  overrides: dict | None = None, engine: str = "embedded",
                  batch_size: int = 32, chunk_rows: int | None = None,
                  scheduler: str | None = None, workers: int | None = None, seed=None,
-                 progress: bool | None = None) -> dict:
+                 progress: bool | None = None, allow_nonfinite: bool = False) -> dict:
     """Loss and metrics of a training job's model over ``data`` (a DIR/ of NAME.npy,
     an .npz path, or arrays/sources by name), streamed; the trainer's own numbers."""
     from ..engines import embedded
@@ -153,9 +153,11 @@ def run_evaluate(graph, data, job_name: str | None = None, model_name: str | Non
             chunk_error = dask_engine.ChunkError
             return dask_engine.evaluate(trainer.model, arrays, batch_size, job_name,
                                         overrides, chunk_rows, seed, scheduler,
-                                        workers=workers, progress=progress)
+                                        workers=workers, progress=progress,
+                                        allow_nonfinite=allow_nonfinite)
         _embedded_only(engine, scheduler, chunk_rows, workers)
-        return embedded.evaluate(trainer, arrays, batch_size, seed, progress)
+        return embedded.evaluate(trainer, arrays, batch_size, seed, progress,
+                                 allow_nonfinite=allow_nonfinite)
     except (DataError, chunk_error) as exc:       # data problems name the data
         raise InputError(f"{label}: {exc}") from None
 

@@ -16,15 +16,15 @@ import itertools
 import math
 import time
 
-import yaml
-
 from ..errors import InputError, SpecErrors
 
 _SCALARS = (int, float, str, bool)
 
 
 def parse_axis(item: str) -> tuple:
-    """``"lr=0.001,0.003"`` -> ``("lr", [0.001, 0.003])`` (YAML scalars, as --set)."""
+    """``"lr=0.001,0.003"`` -> ``("lr", [0.001, 0.003])``; each value read as a spec
+    scalar would be (YAML 1.2 numbers: ``1e-3`` is a number), as ``--set`` reads one."""
+    from ..spec.loader import parse_scalar
     name, sep, raw = str(item).partition("=")
     name = name.strip()
     if not sep or not name or not raw.strip():
@@ -32,8 +32,8 @@ def parse_axis(item: str) -> tuple:
     values = []
     for text in raw.split(","):
         try:
-            value = yaml.safe_load(text.strip())
-        except yaml.YAMLError:
+            value = parse_scalar(text.strip()) if text.strip() else None
+        except InputError:
             value = None
         if not isinstance(value, _SCALARS):
             raise InputError(f"--set '{item}': '{text.strip()}' is not a number, string or "

@@ -20,6 +20,7 @@ def without_times(report):
 
 
 def test_grid_is_every_combination_first_axis_slowest():
+    assert sweep.parse_axis("lr=1e-3,.5,2") == ("lr", [0.001, 0.5, 2])   # YAML 1.2 numbers
     assert sweep.grid_points(["a=1,2", "b=x,true"]) == [
         {"a": 1, "b": "x"}, {"a": 1, "b": True}, {"a": 2, "b": "x"}, {"a": 2, "b": True}]
     for bad, message in [(["a="], "NAME=VALUE1"), (["a=1,1"], "twice"),
@@ -59,7 +60,14 @@ def test_without_validation_split_ranks_by_loss(tmp_path):
     assert losses == sorted(losses)
 
 
-def test_a_diverging_point_is_ranked_last_with_its_error():
+def test_a_diverging_point_is_ranked_last_with_its_error(tmp_path):
+    report = sweep.sweep(tiny_spec(tmp_path), tiny_data(), ["lr=1e30,0.01"], epochs=1)
+    last = report["results"][-1]
+    assert [r["params"]["lr"] for r in report["results"]] == [0.01, 1e30]
+    assert "loss became nan" in last["error"] and last["score"] is None
+
+
+def test_rank_puts_nan_scores_and_errors_last():
     results = [{"params": {"lr": 1}, "metrics": {"loss": 0.5}},
                {"params": {"lr": 2}, "error": "loss became nan"},
                {"params": {"lr": 3}, "metrics": {"loss": math.nan}},
