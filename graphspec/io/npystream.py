@@ -17,13 +17,14 @@ nothing is ever allocated for the whole file.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 
 import numpy as np
 
 from ..errors import InputError
-from .files import _kind, _new_file_mode, check_output_path
+from .files import _kind, _new_file_mode, _temp_prefix, check_output_path, remove_stale_temps
 
 _NOT_NUMERIC = ("holds {dtype} values; graphspec streams plain numeric arrays (bool, "
                 "integer or floating point)")
@@ -185,10 +186,13 @@ class NpyWriter:
         self.shape, self.dtype = tuple(int(d) for d in shape), np.dtype(dtype)
         self.row_bytes = _count(self.shape[1:]) * self.dtype.itemsize
         directory = os.path.dirname(os.path.abspath(self.path))
+        # Temp files are named and locked as io.files.atomic_write's: a killed run's
+        # leftovers for this target are removed, a live writer's never are.
+        remove_stale_temps(self.path)
         try:
-            fd, self.tmp = tempfile.mkstemp(prefix=".tmp-",
-                                            suffix=os.path.basename(self.path)[-40:],
-                                            dir=directory)
+            fd, self.tmp = tempfile.mkstemp(prefix=_temp_prefix(self.path), dir=directory)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._lock = os.dup(fd)         # held until the rename, after the file closes
         except OSError as exc:
             raise InputError(f"cannot write '{self.path}': {exc.strerror or exc}") from None
         self._file = os.fdopen(fd, "w+b")
@@ -235,12 +239,20 @@ class NpyWriter:
         except BaseException as exc:
             self.abort()
             raise _write_error(self.path, exc)
+        self._unlock()
 
     def abort(self) -> None:
         with contextlib.suppress(OSError):
             self._file.close()
         with contextlib.suppress(OSError):
             os.unlink(self.tmp)
+        self._unlock()
+
+    def _unlock(self) -> None:
+        lock, self._lock = getattr(self, "_lock", None), None
+        if lock is not None:
+            with contextlib.suppress(OSError):
+                os.close(lock)
 
 
 def _write_error(path, exc):

@@ -85,3 +85,23 @@ def test_aborted_writer_leaves_the_old_file_and_no_temporary(tmp_path):
     with pytest.raises(InputError, match="do not fit"):
         short.write(8, np.ones(5))
     short.abort()
+
+
+def test_a_killed_writer_leaves_no_output_and_its_temp_is_cleared_next_time(tmp_path):
+    import subprocess
+    import sys
+    target = tmp_path / "out.npy"
+    child = ("import os, signal, numpy as np\n"
+             "from graphspec.io.npystream import NpyWriter\n"
+             f"w = NpyWriter({str(target)!r}, (1000, 4), np.float32)\n"
+             "w.write(0, np.ones((500, 4)))\n"
+             "os.kill(os.getpid(), signal.SIGKILL)\n")
+    run = subprocess.run([sys.executable, "-c", child], timeout=60)
+    assert run.returncode == -9
+    left = [p.name for p in tmp_path.iterdir()]
+    assert "out.npy" not in left and len(left) == 1        # only the dead run's temp
+    writer = NpyWriter(target, (2, 4), np.float32)           # clears it, keeps its own
+    assert len(list(tmp_path.iterdir())) == 1
+    writer.write(0, np.zeros((2, 4)))
+    writer.commit()
+    assert [p.name for p in tmp_path.iterdir()] == ["out.npy"]
