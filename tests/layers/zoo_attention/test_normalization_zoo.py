@@ -304,3 +304,36 @@ models:
       - {layer: {type: Dense, name: d, units: 2}, in: a, out: z}
     outputs: [z]
 """
+
+
+@pytest.mark.parametrize("layer, message", [
+    ("{type: GroupNormalization, name: bad, groups: -2}",
+     "layers.bad.groups: -2 is less than the minimum of -1"),
+    ("{type: Rescaling, name: bad, scale: half}",
+     "layers.bad.scale: expected number or array, got string 'half'"),
+    ("{type: Normalization, name: bad, axis: first}",
+     "layers.bad.axis: expected integer or array or null, got string 'first'"),
+    ("{type: UnitNormalization, name: bad, axis: [1], epsilon: 1}",
+     "layers.bad.epsilon: unknown key 'epsilon' for UnitNormalization layer"),
+    ("{type: GaussianDropout, name: bad, rate: 1}",
+     "layers.bad.rate: 1 is greater than or equal to the maximum of 1"),
+    ("{type: LayerNormalization, name: bad, rms_scaling: 3}",
+     "layers.bad.rms_scaling: expected boolean, got"),
+])
+def test_bad_arguments_are_one_located_line(tmp_path, layer, message):
+    from specs_util import write_spec
+    path = write_spec(tmp_path, f"""
+graphspec: 1
+layers:
+  bad: {layer}
+models:
+  m:
+    inputs:
+      x: {{shape: [4, 6]}}
+    calls:
+      - {{layer: bad, in: x, out: y}}
+    outputs: [y]
+""")
+    errors = [e.format() for e in graphspec.validate(path)]
+    assert len(errors) == 1 and errors[0].startswith(f"{path}:3:") and message in errors[0], \
+        errors
