@@ -1,20 +1,24 @@
 """The Keras converter table: one entry per layer type, read in both directions.
 
-Keras 3 and graphspec use the same argument names, so most of a layer converts by
-name. What an entry adds:
+Keras 3 and graphspec use the same class and argument names, so the table is keyed by
+both at once (import looks up a Keras class name, export a graphspec TYPE) and most of
+a layer converts by name. What an entry adds:
 
-- ``keras_only``: arguments Keras has and graphspec does not, with the one value under
+- ``keras_only``: arguments Keras has and graphspec does not, with the value under
   which graphspec computes the same thing (``data_format: channels_last``, no
-  constraints, no dropout inside a recurrent layer). Another value is refused by name.
-- ``vars``: the Keras variables of the layer, in the order Keras writes them to
-  ``model.weights.h5`` (``layers/<name>/<sub-path>/vars/0..n``), as graphspec weight
-  names. Keras' layouts are graphspec's: Dense kernel (in, units); Conv kernel HWIO
-  (kh, kw, in, filters); LSTM gates i, f, c, o in the columns; GRU gates z, r, h with a
-  (2, 3u) bias when ``reset_after``; BatchNormalization gamma, beta, moving_mean,
-  moving_variance.
+  constraints, no dropout inside a recurrent layer; :class:`Either` for several).
+  Another value is refused by name.
+- ``vars`` (or ``groups``): the Keras variables of the layer, in the order Keras writes
+  them to ``model.weights.h5`` (``layers/<group>/<sub-path>/vars/0..n``), as graphspec
+  weight names. Keras' layouts are graphspec's: Dense kernel (in, units); Conv kernel
+  HWIO (kh, kw, in, filters); LSTM gates i, f, c, o in the columns; GRU gates z, r, h
+  with a (2, 3u) bias when ``reset_after``; BatchNormalization gamma, beta,
+  moving_mean, moving_variance; MultiHeadAttention four dense groups.
+- ``call_args``/``call_tensors``/``positional``: what Keras passes at call time that
+  graphspec holds as layer arguments or further inputs (attention masks and flags).
 
-``IMPORTABLE`` is keyed by Keras class name, ``EXPORTABLE`` by graphspec TYPE (the same
-table read the other way). ``REFUSED`` says why the other layer types cannot cross.
+``REFUSED`` says why the graphspec types without an entry cannot cross, and
+``KERAS_REFUSED`` why some Keras classes are refused with a reason of their own.
 """
 from __future__ import annotations
 
@@ -181,8 +185,6 @@ CONVERTERS = _table(
 # Only the types this graphspec has (the table may run ahead of the registry).
 CONVERTERS = {k: v for k, v in CONVERTERS.items() if k in REGISTRY}
 
-IMPORTABLE = CONVERTERS
-EXPORTABLE = CONVERTERS
 # graphspec layer types with no Keras counterpart, and why.
 REFUSED = {
     "Lambda": "a graphspec expression; Keras' Lambda holds Python bytecode, which "
