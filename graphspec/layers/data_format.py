@@ -12,11 +12,9 @@ from __future__ import annotations
 
 from .. import ops
 
-# No schema default: an absent data_format is channels_last, and configs written before
-# the argument existed (and their diffs, exports, saved metadata) stay as they were.
-DATA_FORMAT = {"enum": ["channels_last", "channels_first"],
-               "description": "channels_last (when absent): (batch, ..., channels); "
-                              "channels_first: (batch, channels, ...)"}
+DATA_FORMAT = {"enum": ["channels_last", "channels_first"], "default": "channels_last",
+               "description": "channels_last: (batch, ..., channels); channels_first: "
+                              "(batch, channels, ...)"}
 
 
 def channels_first(layer) -> bool:
@@ -76,7 +74,21 @@ def data_format_aware(cls):
             wrapped.__doc__ = method.__doc__
             setattr(cls, name, wrapped)
     cls.ARGS = dict(cls.ARGS, data_format=DATA_FORMAT)
+    cls.with_defaults = classmethod(_without_default_format(cls.with_defaults.__func__))
     return cls
+
+
+def _without_default_format(with_defaults):
+    """The schema documents the default (importers leave it out of the specs they
+    write), but a config that does not set data_format does not get it filled in:
+    configs written before the argument existed (their diffs, exports and the metadata
+    saved with weights) stay exactly as they were."""
+    def without(cls, config):
+        full = with_defaults(cls, config)
+        if "data_format" not in config:
+            full.pop("data_format", None)
+        return full
+    return without
 
 
 def _wrap_shapes(method):
