@@ -147,8 +147,8 @@ def silu(a) -> Variable:
 
 
 def hard_sigmoid(a) -> Variable:
-    """Keras 3's ``relu6(x + 3) / 6`` (Keras 2's was ``0.2 x + 0.5``; graphspec's
-    recurrent layers keep that one as their ``hard_sigmoid`` gate, as Keras 2 did)."""
+    """Keras 3's ``relu6(x + 3) / 6`` (Keras 2's was ``0.2 x + 0.5``); the recurrent
+    layers' ``hard_sigmoid`` gate (``ops.recurrent``) is the same function."""
     a = as_variable(a)
     inside = (a.data > -3) & (a.data < 3)
     out = np.clip(a.data + 3, 0, 6) / 6
