@@ -1,7 +1,8 @@
 """DepthwiseConv2D, SeparableConv2D, Conv2DTranspose and Conv1D/Conv2D ``groups``:
-finite differences (float64) for the input and every weight, PyTorch (float64, ≤1e-5
-relative) and Keras 3 on the torch backend (float64: output, input and weight gradients,
-≤1e-9), onnxruntime against predict, shapes with unknown sizes, located errors."""
+finite differences (float64) for the input and every weight, PyTorch (float64 ≤1e-5
+relative, float32 ≤1e-4) and Keras 3 on the torch backend (float64: output, input and
+weight gradients, ≤1e-9), onnxruntime against predict, shapes with unknown sizes, located
+errors."""
 import numpy as np
 import pytest
 from gradcheck import check_gradients
@@ -34,19 +35,25 @@ def tf_pads(n, k, s, d=1):
     return total // 2, total - total // 2
 
 
-def torch_check(kind, config, feature_shape, torch_fn, batch=3, tol=1e-5):
-    """graphspec vs ``torch_fn(x NHWC tensor, weights dict)`` in float64."""
-    layer, out_shape = make_layer(kind, config, feature_shape)
+TOLERANCE = {np.float64: 1e-5, np.float32: 1e-4}
+
+
+def torch_check(kind, config, feature_shape, torch_fn, batch=3, dtype=np.float64):
+    """graphspec vs ``torch_fn(x NHWC tensor, weights dict)``: outputs and every gradient
+    within 1e-5 (float64) or 1e-4 (float32) of the largest value, in that dtype."""
+    layer, out_shape = make_layer(kind, config, feature_shape, dtype=dtype)
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((batch,) + tuple(feature_shape))
-    probe = rng.standard_normal((batch,) + tuple(out_shape[1:]))
+    x = rng.standard_normal((batch,) + tuple(feature_shape)).astype(dtype)
+    probe = rng.standard_normal((batch,) + tuple(out_shape[1:])).astype(dtype)
     ours = run_ours(layer, x, probe)
+    assert ours[0].dtype == dtype and ours[1].dtype == dtype
+    assert all(g.dtype == dtype for g in ours[2].values())
     xt = torch.tensor(x, requires_grad=True)
     wt = {n: torch.tensor(w.data, requires_grad=True) for n, w in layer.weights.items()}
     out = torch_fn(xt, wt)
     (out * torch.tensor(probe)).sum().backward()
     theirs = (out.detach().numpy(), xt.grad.numpy(), {n: w.grad.numpy() for n, w in wt.items()})
-    compare_all(f"{kind} vs PyTorch", ours, theirs, tol)
+    compare_all(f"{kind} vs PyTorch {np.dtype(dtype).name}", ours, theirs, TOLERANCE[dtype])
 
 
 def nchw(x):
@@ -95,9 +102,10 @@ def test_depthwise_finite_differences(cfg, shape):
     fd_check("DepthwiseConv2D", cfg, shape)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("cfg,shape", DEPTHWISE)
-def test_depthwise_matches_pytorch(cfg, shape):
-    torch_check("DepthwiseConv2D", cfg, shape, torch_depthwise(cfg))
+def test_depthwise_matches_pytorch(cfg, shape, dtype):
+    torch_check("DepthwiseConv2D", cfg, shape, torch_depthwise(cfg), dtype=dtype)
 
 
 @pytest.mark.parametrize("cfg,shape", DEPTHWISE[:2])
@@ -118,8 +126,9 @@ def test_separable_finite_differences(cfg, shape):
     fd_check("SeparableConv2D", cfg, shape)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("cfg,shape", SEPARABLE)
-def test_separable_matches_pytorch(cfg, shape):
+def test_separable_matches_pytorch(cfg, shape, dtype):
     def fn(xt, wt):
         x = nchw(xt)
         s = cfg.get("strides", 1)
@@ -130,7 +139,7 @@ def test_separable_matches_pytorch(cfg, shape):
         y = F.conv2d(x, w, stride=s, groups=xt.shape[-1])
         y = F.conv2d(y, wt["pointwise_kernel"].permute(3, 2, 0, 1), wt["bias"])
         return nhwc(F.relu(y) if cfg.get("activation") == "relu" else y)
-    torch_check("SeparableConv2D", cfg, shape, fn)
+    torch_check("SeparableConv2D", cfg, shape, fn, dtype=dtype)
 
 
 @pytest.mark.parametrize("cfg,shape", SEPARABLE)
@@ -164,7 +173,8 @@ def test_transpose_matches_keras(keras, cfg, shape):
     keras_check(keras, "Conv2DTranspose", cfg, keras.layers.Conv2DTranspose, shape)
 
 
-def test_transpose_matches_pytorch_valid():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_transpose_matches_pytorch_valid(dtype):
     """PyTorch's conv_transpose2d is the 'valid' case with output_padding directly."""
     cfg = {"filters": 3, "kernel_size": [3, 2], "strides": [2, 3], "output_padding": [1, 2]}
 
@@ -172,7 +182,7 @@ def test_transpose_matches_pytorch_valid():
         y = F.conv_transpose2d(nchw(xt), wt["kernel"].permute(3, 2, 0, 1), wt["bias"],
                                stride=(2, 3), output_padding=(1, 2))
         return nhwc(y)
-    torch_check("Conv2DTranspose", cfg, (3, 4, 2), fn)
+    torch_check("Conv2DTranspose", cfg, (3, 4, 2), fn, dtype=dtype)
 
 
 def test_transpose_sizes_are_keras_sizes():
@@ -209,13 +219,14 @@ def test_groups_match_keras(keras, kind, cfg, shape):
     keras_check(keras, kind, cfg, getattr(keras.layers, kind), shape)
 
 
-def test_groups_match_pytorch():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_groups_match_pytorch(dtype):
     cfg = {"filters": 4, "kernel_size": 3, "groups": 2}
 
     def fn(xt, wt):
         return nhwc(F.conv2d(nchw(xt), wt["kernel"].permute(3, 2, 0, 1), wt["bias"],
                              groups=2))
-    torch_check("Conv2D", cfg, (5, 6, 6), fn)
+    torch_check("Conv2D", cfg, (5, 6, 6), fn, dtype=dtype)
 
 
 def test_groups_kernel_shape_and_refusal():
