@@ -313,6 +313,24 @@ def test_exports_to_onnx(case):
     onnx_check(layer, shape)
 
 
+@pytest.mark.parametrize("opset", [13, 21])
+def test_exports_at_the_lowest_and_highest_opsets(opset):
+    """Every converter this file adds at both ends of the supported opset range (Resize,
+    grouped Conv, ConvTranspose, reductions changed between them)."""
+    for layer, shape in [
+            ({"type": "UpSampling2D", "size": 2, "interpolation": "bilinear"}, (3, 4, 2)),
+            ({"type": "UpSampling2D", "size": [2, 3]}, (3, 4, 2)),
+            ({"type": "Conv2DTranspose", "filters": 2, "kernel_size": 3, "strides": 2,
+              "padding": "same"}, (4, 5, 3)),
+            ({"type": "SeparableConv2D", "filters": 2, "kernel_size": 3,
+              "data_format": "channels_first"}, (2, 5, 5)),
+            ({"type": "Softmax", "axis": [1, 2]}, (3, 4)),
+            ({"type": "GlobalMaxPooling1D", "keepdims": True}, (5, 3)),
+            ({"type": "Activation", "activation": "mish"}, (4,)),
+            ({"type": "Cropping2D", "cropping": 1}, (4, 5, 2))]:
+        onnx_check(layer, shape, opset=opset)
+
+
 def test_report():
     """The measured agreement (run with -s to see it)."""
     print("\nlargest relative error:")

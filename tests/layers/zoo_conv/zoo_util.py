@@ -98,7 +98,7 @@ def one_call_spec(layer: dict, shape) -> str:
         "calls": [{"layer": layer, "in": "x", "out": "y"}], "outputs": ["y"]}}})
 
 
-def onnx_check(layer: dict, shape, batch=3, seed=0):
+def onnx_check(layer: dict, shape, batch=3, seed=0, opset=None):
     """Export a one-layer model (weights randomised) and compare onnxruntime with predict
     under graphspec's agreement rule; returns the report."""
     import onnx
@@ -111,7 +111,7 @@ def onnx_check(layer: dict, shape, batch=3, seed=0):
     for var in graph.weights().values():
         var.data = (rng.standard_normal(var.data.shape) * 0.5).astype(var.data.dtype)
     model = graph.model()
-    proto = to_onnx(model)
+    proto = to_onnx(model, opset=opset)
     onnx.checker.check_model(proto, full_check=True)
     report = check_against_predict(model, proto, random_feeds(model, batch, seed))
     assert all(r["ok"] for r in report.values()), report
