@@ -21,7 +21,7 @@ from .onnx_zoo_conv import ZOO_CONV_CONVERTERS, channels_first_aware
 from .onnx_expr import expression_refusal, lambda_layer
 from .onnx_nodes import ACTIVATIONS, activation, batch_dot, l2_normalize  # noqa: F401
 from .onnx_recurrent import RECURRENT_CONVERTERS, recurrent_refusal
-from .onnx_zoo_attention import ZOO_ATTENTION_CONVERTERS
+from .onnx_zoo_attention import ZOO_ATTENTION_CHECKS, ZOO_ATTENTION_CONVERTERS
 
 # -- core -------------------------------------------------------------------------------------
 def _weight(c, key: str, make=None) -> str:
@@ -288,6 +288,7 @@ LAYER_CHECKS = {
     "Lambda": expression_refusal, "Merge": expression_refusal,
     "TimeDistributed": _time_distributed_refusal,
     "SimpleRNN": recurrent_refusal, "LSTM": recurrent_refusal, "GRU": recurrent_refusal,
+    **ZOO_ATTENTION_CHECKS,
 }
 
 

@@ -75,13 +75,61 @@ def _heads(c, x: str, role: str, per_head: int) -> str:
 
 
 def multi_head_attention(c):
-    b, layer, cfg = c.builder, c.layer, c.layer.config
+    """Rank-3 inputs directly; higher ranks folded as the layer folds them (carried axes
+    into the batch, attention axes into one step axis) and unfolded after."""
+    layer = c.layer
     query, value, key, mask = layer._split(list(zip(c.inputs, c.input_dtypes)))
+    shapes = layer._split(c.input_shapes)
+    rank = len(shapes[0])
+    out_dims = list(layer._out_dims(shapes[0]))
+    if rank == 3:
+        y, probs = _attend(c, query[0], value[0], key[0], mask)
+        if len(out_dims) > 1:
+            y = c.builder.reshape(y, [0, -1] + out_dims, f"{c.hint}_out_shape")
+        return _outputs(c, y, probs)
+    return _attend_folded(c, query[0], value[0], key[0], shapes, out_dims)
+
+
+def _attend_folded(c, query, value, key, shapes, out_dims):
+    b, layer = c.builder, c.layer
+    rank = len(shapes[0])
+    carried, attended = layer.layout(rank)
+    order = [0] + list(carried) + list(attended) + [rank - 1]
+
+    def fold(x, shape, hint):
+        if order != list(range(rank)):
+            x = b.transpose(x, order, f"{hint}_moved")
+        steps = int(np.prod([shape[i] for i in attended]))
+        return b.reshape(x, [-1, steps, shape[-1]], f"{hint}_folded")
+    y, probs = _attend(c, fold(query, shapes[0], f"{c.hint}_q"),
+                       fold(value, shapes[1], f"{c.hint}_v"),
+                       fold(key, shapes[2], f"{c.hint}_k"), None)
+    lead = [-1] + [shapes[0][i] for i in carried]
+    q_att = [shapes[0][i] for i in attended]
+    y = b.reshape(y, lead + q_att + out_dims, f"{c.hint}_unfolded")
+    back = list(np.argsort(order[:-1])) + list(range(rank - 1, rank - 1 + len(out_dims)))
+    if back != list(range(len(back))):
+        y = b.transpose(y, back, f"{c.hint}_back")
+    if probs is not None and c.layer.config["return_attention_scores"]:
+        k_att = [shapes[1][i] for i in attended]
+        probs = b.reshape(probs, lead + [layer.num_heads] + q_att + k_att,
+                          f"{c.hint}_scores_unfolded")
+    return _outputs(c, y, probs)
+
+
+def _outputs(c, y, probs):
+    y = c.builder.op("Identity", [y], c.hint)
+    return [y, probs] if c.layer.config["return_attention_scores"] else [y]
+
+
+def _attend(c, query: str, value: str, key: str, mask):
+    """Rank-3 attention: ``(out (B, T, prod E), probabilities (B, N, T, S))``."""
+    b, layer, cfg = c.builder, c.layer, c.layer.config
     heads, kdim = cfg["num_heads"], cfg["key_dim"]
     vdim = cfg["value_dim"] or kdim
-    q = _heads(c, query[0], "query", kdim)
-    k = _heads(c, key[0], "key", kdim)
-    v = _heads(c, value[0], "value", vdim)
+    q = _heads(c, query, "query", kdim)
+    k = _heads(c, key, "key", kdim)
+    v = _heads(c, value, "value", vdim)
     scores = b.op("MatMul", [q, b.transpose(k, [0, 1, 3, 2], f"{c.hint}_kT")],
                   f"{c.hint}_dot")
     scores = b.op("Mul", [scores, b.scalar(1.0 / math.sqrt(kdim), b.float_dtype)],
@@ -98,7 +146,6 @@ def multi_head_attention(c):
     mixed = b.op("MatMul", [probs, v], f"{c.hint}_mixed")                 # (B, N, T, V)
     mixed = b.reshape(b.transpose(mixed, [0, 2, 1, 3], f"{c.hint}_btnv"),
                       [0, -1, heads * vdim], f"{c.hint}_concat")
-    out_dims = list(c.output_shapes[0][2:])
     kernel = _weight(c, "attention_output_kernel_2d",
                      lambda: layer.weights["attention_output_kernel"].data
                      .reshape(heads * vdim, -1))
@@ -107,9 +154,18 @@ def multi_head_attention(c):
         bias = _weight(c, "attention_output_bias_1d",
                        lambda: layer.weights["attention_output_bias"].data.reshape(-1))
         y = b.op("Add", [y, bias], f"{c.hint}_out_bias")
-    y = b.reshape(y, [0, -1] + out_dims, c.hint) if len(out_dims) > 1 \
-        else b.op("Identity", [y], c.hint)
-    return [y, probs] if cfg["return_attention_scores"] else [y]
+    return y, probs
+
+
+def mha_refusal(layer, node):
+    """Higher-rank inputs fold with constant shapes: every axis but the batch known."""
+    query, value, key, _ = layer._split(node.input_shapes)
+    if len(query) > 3:
+        for shape in (query, value, key):
+            if any(d is None for d in shape[1:]):
+                return (f"inputs of rank {len(query)} are folded to attend over their "
+                        f"attention axes, which needs every size known; got {shape[1:]}")
+    return None
 
 
 # -- Attention and AdditiveAttention --------------------------------------------------------
@@ -215,6 +271,8 @@ def normalization(c):
 def identity(c):
     return [c.builder.op("Identity", [c.inputs[0]], c.hint)]
 
+
+ZOO_ATTENTION_CHECKS = {"MultiHeadAttention": mha_refusal}
 
 ZOO_ATTENTION_CONVERTERS = {
     "MultiHeadAttention": multi_head_attention, "Attention": attention,

@@ -14,8 +14,16 @@ S, dk)`` (else the value is the key), and, when ``attention_mask: true``, last, 
 ``E`` is ``output_shape`` or the query's last size. Masked scores are replaced by -1e9
 before the softmax (Keras' Softmax), dropout (training only) drops probabilities.
 ``use_causal_mask`` and ``return_attention_scores`` are Keras call arguments; here they
-are the layer's (every call of one layer uses the same). Rank-3 inputs only: Keras'
-``attention_axes`` over several axes is not offered.
+are the layer's (every call of one layer uses the same).
+
+Inputs of higher rank ``(B, d1, ..., dk, features)`` attend over ``attention_axes``
+(Keras: default every axis but batch and features, jointly; a negative axis a means
+``rank + a``); the other axes are carried like the batch and must be equal between the
+query and the key/value. Internally the carried axes are folded into the batch and the
+attention axes into one step axis, which is exactly Keras' joint softmax. Scores are
+then ``(B, *carried, heads, *query attention axes, *key attention axes)``, as Keras
+returns them. The attention mask and the causal mask are for rank-3 inputs (Keras
+builds the causal mask from axis 1 only).
 """
 from __future__ import annotations
 
@@ -49,6 +57,12 @@ class MultiHeadAttention(Layer):
                          "minimum": 1, "maximum": MAX_DIM, "items": POSITIVE_INT,
                          "minItems": 1, "maxItems": 8,
                          "description": "output feature shape; null: the query's last size"},
+        "attention_axes": {"type": ["integer", "array", "null"], "default": None,
+                           "minimum": -64, "maximum": 64,
+                           "items": {"type": "integer", "minimum": -64, "maximum": 64},
+                           "minItems": 1, "maxItems": 8,
+                           "description": "axes attended over (inputs of rank > 3); null: "
+                                          "every axis but batch and features"},
         "attention_mask": {"type": "boolean", "default": False,
                            "description": "the last input is a (T, S) mask, nonzero = attend"},
         "use_causal_mask": {"type": "boolean", "default": False,
@@ -88,23 +102,52 @@ class MultiHeadAttention(Layer):
         return (given,) if isinstance(given, int) else tuple(given)
 
     # -- the contract ------------------------------------------------------------------
+    def layout(self, rank: int) -> tuple:
+        """``(carried axes, attention axes)`` of rank-``rank`` inputs, batch excluded."""
+        given = self.attention_axes
+        inner = range(1, rank - 1)
+        if given is None:
+            return (), tuple(inner)
+        axes = []
+        for a in (given if isinstance(given, list) else [given]):
+            axis = a + rank if a < 0 else a      # Keras: (projected rank - 1) + a
+            if axis not in inner or axis in axes:
+                raise ShapeError(f"{self.TYPE} layer '{self.name}': attention axis {a} is "
+                                 f"not a distinct axis between the batch and the features "
+                                 f"of rank-{rank} inputs")
+            axes.append(axis)
+        return tuple(i for i in inner if i not in axes), tuple(sorted(axes))
+
     def compute_output_shapes(self, input_shapes):
         self.check_input_count(len(input_shapes))
         query, value, key, mask = self._split([tuple(s) for s in input_shapes])
+        rank = len(query)
         for role, shape in (("query", query), ("value", value), ("key", key)):
-            if len(shape) != 3 or shape[-1] is None:
+            if len(shape) != rank or rank < 3 or shape[-1] is None:
                 raise ShapeError(f"{self.TYPE} layer '{self.name}': the {role} must have "
-                                 f"shape (steps, features) with known features, got "
-                                 f"{shape[1:]} (attention over several axes is not "
-                                 "offered)")
-        if None not in (key[1], value[1]) and key[1] != value[1]:
+                                 f"shape (steps..., features) with known features and the "
+                                 f"query's rank, got {shape[1:]}")
+        if any(None not in (k, v) and k != v for k, v in zip(key[1:-1], value[1:-1])):
             raise ShapeError(f"{self.TYPE} layer '{self.name}': key and value must have the "
+                             f"same number of steps, got {key[1:-1]} and {value[1:-1]}"
+                             if rank > 3 else
+                             f"{self.TYPE} layer '{self.name}': key and value must have the "
                              f"same number of steps, got {key[1]} and {value[1]}")
+        carried, attended = self.layout(rank)
+        if any(None not in (query[i], value[i]) and query[i] != value[i] for i in carried):
+            raise ShapeError(f"{self.TYPE} layer '{self.name}': the axes {list(carried)} not "
+                             f"attended over must be equal in the query and the value, got "
+                             f"{query[1:-1]} and {value[1:-1]}")
+        if rank > 3 and (mask is not None or self.use_causal_mask):
+            raise ShapeError(f"{self.TYPE} layer '{self.name}': attention_mask and "
+                             "use_causal_mask need rank-3 inputs (steps, features)")
         if mask is not None:
             self._check_mask(mask, query[1], value[1])
         outputs = [query[:-1] + self._out_dims(query)]
         if self.return_attention_scores:
-            outputs.append((None, self.num_heads, query[1], value[1]))
+            outputs.append((None,) + tuple(query[i] for i in carried) + (self.num_heads,)
+                           + tuple(query[i] for i in attended)
+                           + tuple(value[i] for i in attended))
         return outputs
 
     def _check_mask(self, mask, steps_q, steps_k):
@@ -152,6 +195,36 @@ class MultiHeadAttention(Layer):
 
     def forward(self, inputs, ctx):
         query, value, key, mask = self._split(list(inputs))
+        if query.data.ndim > 3:
+            return self._forward_folded(query, value, key, ctx)
+        return self._attend(query, value, key, mask, ctx)
+
+    def _forward_folded(self, query, value, key, ctx):
+        """Rank > 3: carried axes folded into the batch, attention axes into one step
+        axis, attention on rank-3 tensors, then unfolded to Keras' shapes."""
+        rank = query.data.ndim
+        carried, attended = self.layout(rank)
+        order = (0,) + carried + attended + (rank - 1,)
+
+        def fold(x):
+            x = ops.permute(x, order) if order != tuple(range(rank)) else x
+            steps = int(np.prod([x.shape[1 + len(carried) + i] for i in range(len(attended))]))
+            return ops.reshape(x, (-1, steps, x.shape[-1]))
+        outs = self._attend(fold(query), fold(value), fold(key), None, ctx)
+        shape = query.shape
+        lead = (shape[0],) + tuple(shape[i] for i in carried)
+        q_att = tuple(shape[i] for i in attended)
+        out = ops.reshape(outs[0], lead + q_att + tuple(outs[0].shape[2:]))
+        tail = out.data.ndim - (rank - 1)           # the output's own (E) axes
+        back = tuple(np.argsort(order[:-1])) + tuple(range(rank - 1, rank - 1 + tail))
+        out = ops.permute(out, back) if back != tuple(range(out.data.ndim)) else out
+        if not self.return_attention_scores:
+            return [out]
+        k_att = tuple(value.shape[i] for i in attended)
+        return [out, ops.reshape(outs[1], lead + (self.num_heads,) + q_att + k_att)]
+
+    def _attend(self, query, value, key, mask, ctx):
+        """Attention on rank-3 inputs: outputs ``[out]`` or ``[out, probabilities]``."""
         w = self.weights
         bias = (lambda role: w[f"{role}_bias"]) if self.use_bias else (lambda role: None)
         q = project(query, w["query_kernel"], bias("query"))

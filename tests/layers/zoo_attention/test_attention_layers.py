@@ -47,6 +47,19 @@ MHA_CASES = {
         [(4, 5), (6, 3)], (4, 6)),
     "mask-broadcast-rows": (
         {"num_heads": 2, "key_dim": 2, "attention_mask": True}, [(4, 5), (6, 5)], (1, 6)),
+    # higher rank: Keras' attention_axes (default: all axes but batch and features)
+    "rank4-default-axes-scores": ({"num_heads": 2, "key_dim": 3,
+                                   "return_attention_scores": True},
+                                  [(3, 2, 5), (2, 4, 5)], None),
+    "rank4-axis2-output_shape-scores": ({"num_heads": 2, "key_dim": 2, "attention_axes": [2],
+                                         "output_shape": [2, 2],
+                                         "return_attention_scores": True},
+                                        [(3, 2, 5), (3, 4, 4)], None),
+    "rank4-negative-axis": ({"num_heads": 2, "key_dim": 2, "attention_axes": -2},
+                            [(3, 2, 5), (3, 4, 5)], None),
+    "rank5-axes-1-3-key": ({"num_heads": 2, "key_dim": 2, "attention_axes": [1, 3],
+                            "return_attention_scores": True},
+                           [(2, 3, 2, 5), (3, 3, 2, 4), (3, 3, 2, 2)], None),
 }
 
 
@@ -137,7 +150,14 @@ def test_mha_shapes_with_unknown_steps_and_keras_weight_layout():
 
 
 @pytest.mark.parametrize("config, shapes, message", [
-    ({}, [(None, 4, 5), (None, 4)], "the value must have shape (steps, features)"),
+    ({}, [(None, 4, 5), (None, 4)], "the value must have shape (steps..., features)"),
+    ({"attention_axes": [2]}, [(None, 4, 5, 2), (None, 3, 5, 2)],
+     "the axes [1] not attended over must be equal in the query and the value, got "
+     "(4, 5) and (3, 5)"),
+    ({"attention_axes": [3]}, [(None, 4, 5, 2), (None, 4, 5, 2)],
+     "attention axis 3 is not a distinct axis between the batch and the features"),
+    ({"use_causal_mask": True}, [(None, 4, 5, 2), (None, 4, 5, 2)],
+     "attention_mask and use_causal_mask need rank-3 inputs"),
     ({}, [(None, 4, 5), (None, 3, 5), (None, 2, 5)],
      "key and value must have the same number of steps, got 2 and 3"),
     ({"attention_mask": True}, [(None, 4, 5), (None, 3, 5), (None, 4, 2)],

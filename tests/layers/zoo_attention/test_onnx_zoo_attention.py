@@ -23,6 +23,11 @@ CASES = {
     "MHA-mask-causal": (dict(MHA, attention_mask=True, use_causal_mask=True),
                         [(5, 6), (6, 6), (5, 6)], 1),
     "MHA-unknown-steps": (dict(MHA, use_causal_mask=True), [(None, 6), (None, 6)], 1),
+    "MHA-rank4-default-axes-scores": (dict(MHA, return_attention_scores=True),
+                                      [(3, 2, 5), (2, 4, 5)], 2),
+    "MHA-rank5-axes-1-3-output_shape": (dict(MHA, attention_axes=[1, 3], output_shape=[2, 2],
+                                             return_attention_scores=True),
+                                        [(2, 3, 2, 5), (3, 3, 2, 4), (3, 3, 2, 2)], 2),
     "Attention-dot": ({"type": "Attention"}, [(4, 3), (5, 3)], 1),
     "Attention-dot-scale-causal-key": ({"type": "Attention", "use_scale": True,
                                         "use_causal_mask": True,
@@ -116,3 +121,14 @@ def test_integer_inputs_export(case):
     onnx.checker.check_model(proto, full_check=True)
     report = check_against_predict(model, proto, feeds)
     assert all(r["ok"] for r in report.values()), report
+
+
+def test_higher_rank_attention_with_unknown_sizes_is_refused_by_name():
+    from graphspec.errors import SpecError
+    from graphspec.interop.onnx_export import to_onnx
+    graph = graphspec.loads(one_call(dict(MHA, name="att"), [(None, 2, 5), (None, 2, 5)], 1),
+                            seed=0)
+    with pytest.raises(SpecError, match="MultiHeadAttention layer 'att' cannot be exported to "
+                                        "ONNX: inputs of rank 4 are folded to attend over "
+                                        "their attention axes, which needs every size known"):
+        to_onnx(graph.model())
