@@ -5,12 +5,13 @@ each chunk on its worker, a window of its own rows; a dask array is rechunked; a
 in-memory array is sliced on the client). Each chunk runs
 :func:`~graphspec.engines.embedded.predict_rows` or ``evaluate_rows`` — the very code
 the embedded engine runs — on a model compiled on the worker from a
-:class:`~.bundle.ModelBundle` that is scattered to every worker once per run.
+:class:`~.bundle.ModelBundle` shipped to every worker once per run (a worker plugin,
+:mod:`~.dask_plugin`).
 
 Chunks are a whole number of batches, so every batch is the one the embedded engine
 would run and the outputs are the same bits (see ``chunk_size``). Results come back to
-the client, which writes them into the output files in row order of arrival (each block
-at its own rows); at most a few chunks per worker are in flight, so memory stays
+the client, which writes each into the output files at its own rows, in order of
+arrival; at most a few chunks per worker are in flight, so memory stays
 bounded on both sides. Dask handles scheduling and recovery: a task whose worker dies
 is rerun elsewhere (the scheduler's ``allowed-failures``) and a task that raises is
 retried ``retries`` times. A chunk whose data is wrong (shape, NaN) is not retried: it
@@ -29,7 +30,6 @@ import uuid
 import numpy as np
 
 from ..errors import GraphspecError, InputError
-from ..io.npystream import NpySource
 from . import embedded
 from .bundle import ModelBundle, shipped
 from .outputs import RowSink
@@ -269,7 +269,7 @@ def predict(model, inputs, output=None, batch_size: int = 32, chunk_rows: int | 
     rows = int(next(iter(sources.values())).shape[0])
     if rows == 0:
         raise InputError(f"the inputs of model '{model.name}' have no rows")
-    chunk = chunk_size(chunk_rows, batch_size, _sized(sources))
+    chunk = chunk_size(chunk_rows, batch_size, sources)
     sink = RowSink(output, model.output_names, rows)     # bad output paths fail first
     bundle = ModelBundle.from_model(model)
     bar = RowsProgress("predict", rows, enabled=progress is not False, stream=stream)
@@ -300,12 +300,14 @@ def evaluate(model, data, batch_size: int = 32, job_name: str | None = None,
     trainer = Trainer(model.graph, build_job(model.graph, job_name, model.name,
                                              job_overrides or {}))
     names = model.input_names + [n for n in trainer.job.losses if n not in model.input_names]
+    if not isinstance(data, dict):
+        raise InputError(f"evaluating model '{model.name}' needs arrays by name {names}")
     sources = _as_sources(data, names, f"evaluating model '{model.name}'")
     embedded.check_input_shapes(model, sources)
     rows = int(next(iter(sources.values())).shape[0])
     if rows == 0:
         raise InputError(f"evaluation data for model '{model.name}' has no samples")
-    chunk = chunk_size(chunk_rows, batch_size, _sized(sources))
+    chunk = chunk_size(chunk_rows, batch_size, sources)
     bundle = ModelBundle.from_model(model, job_name, job_overrides)
     bar = RowsProgress("evaluate", rows, enabled=progress is not False, stream=stream)
     parts: dict = {}
@@ -315,9 +317,3 @@ def evaluate(model, data, batch_size: int = 32, job_name: str | None = None,
                     lambda i, start, result: parts.__setitem__(i, result), bar)
     bar.finish()
     return embedded.reduce_evaluation(p for i in sorted(parts) for p in parts[i])
-
-
-def _sized(sources: dict) -> dict:
-    """Anything with shape and dtype, for sizing chunks (dask arrays included)."""
-    return {n: s if isinstance(s, (np.ndarray, NpySource)) else np.empty((0,) + tuple(
-        s.shape[1:]), s.dtype) for n, s in sources.items()}
