@@ -50,8 +50,10 @@ def _bn_vars(c):
 
 
 def _ln_vars(c):
-    return (["gamma"] if c.get("scale", True) else []) + \
-        (["beta"] if c.get("center", True) else [])
+    # rms_scaling (LayerNormalization): gamma always, never beta (Keras' build)
+    rms = c.get("rms_scaling", False)
+    return (["gamma"] if c.get("scale", True) or rms else []) + \
+        (["beta"] if c.get("center", True) and not rms else [])
 
 
 def _attention_vars(c):
@@ -117,10 +119,10 @@ CONVERTERS = _table(
     Converter("Dense", {"kernel_constraint": None, "bias_constraint": None,
                         "quantization_config": None, "lora_rank": None,
                         "lora_alpha": None}, _dense_vars),
-    Converter("Conv1D", dict(_CHANNELS_LAST, groups=1, kernel_constraint=None,
-                             bias_constraint=None), _dense_vars),
-    Converter("Conv2D", dict(_CHANNELS_LAST, groups=1, kernel_constraint=None,
-                             bias_constraint=None), _dense_vars),
+    Converter("Conv1D", dict(_CHANNELS_LAST, kernel_constraint=None, bias_constraint=None),
+              _dense_vars),
+    Converter("Conv2D", dict(_CHANNELS_LAST, kernel_constraint=None, bias_constraint=None),
+              _dense_vars),
     Converter("Embedding", {"embeddings_constraint": None, "quantization_config": None,
                             "sparse": False, "lora_rank": None, "lora_alpha": None},
               lambda c: ["embeddings"]),
@@ -128,8 +130,8 @@ CONVERTERS = _table(
                                      "synchronized": False, "renorm": False,
                                      "renorm_clipping": None, "renorm_momentum": 0.99},
               _bn_vars),
-    Converter("LayerNormalization", {"rms_scaling": False, "beta_constraint": None,
-                                     "gamma_constraint": None}, _ln_vars),
+    Converter("LayerNormalization", {"beta_constraint": None, "gamma_constraint": None},
+              _ln_vars),
     Converter("SimpleRNN", dict(_RNN_ONLY), _rnn_vars, "cell"),
     Converter("LSTM", dict(_RNN_ONLY), _rnn_vars, "cell"),
     Converter("GRU", dict(_RNN_ONLY), _rnn_vars, "cell"),
