@@ -137,13 +137,17 @@ def run_evaluate(graph, data, job_name: str | None = None, model_name: str | Non
                  overrides: dict | None = None, engine: str = "embedded",
                  batch_size: int = 32, chunk_rows: int | None = None,
                  scheduler: str | None = None, workers: int | None = None, seed=None,
-                 progress: bool | None = None, allow_nonfinite: bool = False) -> dict:
+                 progress: bool | None = None, allow_nonfinite: bool = False,
+                 job=None) -> dict:
     """Loss and metrics of a training job's model over ``data`` (a DIR/ of NAME.npy,
-    an .npz path, or arrays/sources by name), streamed; the trainer's own numbers."""
+    an .npz path, or arrays/sources by name), streamed; the trainer's own numbers.
+
+    ``job``: the TrainingJob already resolved from ``job_name``, ``model_name`` and
+    ``overrides`` (else it is built here); Dask workers rebuild it from those three."""
     from ..engines import embedded
     from ..train.job import build_job
     from ..train.trainer import DataError, Trainer
-    trainer = Trainer(graph, build_job(graph, job_name, model_name, overrides or {}))
+    trainer = Trainer(graph, job or build_job(graph, job_name, model_name, overrides or {}))
     label = os.fspath(data) if isinstance(data, (str, os.PathLike)) else "data"
     arrays = load_data(data) if isinstance(data, (str, os.PathLike)) else data
     chunk_error = DataError
@@ -160,6 +164,17 @@ def run_evaluate(graph, data, job_name: str | None = None, model_name: str | Non
                                  allow_nonfinite=allow_nonfinite)
     except (DataError, chunk_error) as exc:       # data problems name the data
         raise InputError(f"{label}: {exc}") from None
+
+
+def wants_streaming(output, engine: str = "embedded") -> bool:
+    """Whether ``predict`` should stream (run_predict) rather than hold every output:
+    on Dask, or when -o is a .npy, a .npz or a directory (not printed, not CSV)."""
+    if engine == "dask":
+        return True
+    if not output:
+        return False
+    output = os.fspath(output)
+    return output.endswith((".npy", ".npz", os.sep)) or os.path.isdir(output)
 
 
 def _embedded_only(engine, scheduler, chunk_rows, workers) -> None:

@@ -106,3 +106,10 @@ def test_run_evaluate_streams_a_data_directory(tmp_path):
     with pytest.raises(InputError, match=r"bad: batch of rows 350..399: target 'digit' holds "
                                          r"NaN or Inf"):
         run_evaluate(graph, tmp_path / "bad", batch_size=50)
+
+
+def test_wants_streaming(tmp_path):
+    from graphspec.cli.scale_commands import wants_streaming
+    assert [wants_streaming(o) for o in (None, "y.csv", "y.npy", "y.npz", "out/", tmp_path)] \
+        == [False, False, True, True, True, True]
+    assert wants_streaming(None, "dask")
