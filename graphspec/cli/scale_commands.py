@@ -12,7 +12,7 @@ import click
 import numpy as np
 
 from ..errors import InputError
-from ..io.files import check_output_path, load_npz, save_json
+from ..io.files import guard_outputs, load_npz, save_json
 from .common import friendly_errors
 
 ENGINES = ("embedded", "dask")
@@ -43,20 +43,6 @@ def engine_options(command):
 
 
 # -- data ------------------------------------------------------------------------------
-def parse_input_paths(values) -> dict:
-    """``NAME=FILE.npy`` items -> {NAME: path} (opened later, streamed)."""
-    paths = {}
-    for item in values:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise click.BadParameter(f"'{item}' should look like NAME=FILE.npy",
-                                     param_hint="--input")
-        if name in paths:
-            raise click.BadParameter(f"input '{name}' is given twice", param_hint="--input")
-        paths[name] = path
-    return paths
-
-
 def load_data(path, in_memory: bool = False) -> dict:
     """``--data``: a directory of NAME.npy (memory-mapped windows, nothing read yet) or
     an .npz archive (read into memory). ``in_memory`` reads the directory too (training)."""
@@ -76,32 +62,6 @@ def _data_paths(data) -> list:
     return [data] if isinstance(data, (str, os.PathLike)) else []
 
 
-def guard(outputs: dict, inputs: dict) -> None:
-    """Refuse outputs that are inputs (same file by name, symlink or hard link)."""
-    try:
-        from ..io.files import guard_outputs
-    except ImportError:     # older io.files: the same check, by realpath and inode
-        guard_outputs = _guard_outputs
-    guard_outputs(outputs, inputs)
-
-
-def _guard_outputs(outputs: dict, inputs: dict) -> None:
-    def identity(path):
-        try:
-            info = os.stat(path)
-            return info.st_dev, info.st_ino
-        except OSError:
-            return os.path.realpath(path)
-    taken = {identity(p): label for label, paths in inputs.items() for p in paths}
-    for label, paths in outputs.items():
-        for path in paths:
-            check_output_path(path)
-            if identity(path) in taken:
-                raise InputError(f"{label} and {taken[identity(path)]} name the same file "
-                                 f"'{path}': writing it would destroy the input; choose "
-                                 f"another path for {label}")
-
-
 def _output_files(output, names) -> list:
     from ..engines.outputs import output_paths
     if output is None:
@@ -119,7 +79,7 @@ def run_predict(model, input_paths: dict, output_path_or_dir=None, engine: str =
     outputs go to a ``.npy`` (one output), ``.npz`` or ``DIR/`` (NAME.npy per output),
     or come back as arrays when ``output_path_or_dir`` is None."""
     from ..engines import embedded
-    guard({"-o": _output_files(output_path_or_dir, model.output_names)},
+    guard_outputs({"-o": _output_files(output_path_or_dir, model.output_names)},
           {f"--input {n}": [p] for n, p in input_paths.items()
            if isinstance(p, (str, os.PathLike))})
     batch_size = batch_size or 32
@@ -228,7 +188,7 @@ def sweep(spec, data, grid, job_name, epochs, seed, output, engine, scheduler, w
           --scheduler tcp://head:8786
     """
     from ..engines.sweep import format_table, sweep as run_sweep
-    guard({"-o": [output] if output else []},
+    guard_outputs({"-o": [output] if output else []},
           {"SPEC": [spec], "--data": _data_paths(data)})
     if engine != "dask" and (scheduler or workers):
         raise click.UsageError("--scheduler and --workers only apply with --engine dask")

@@ -12,8 +12,8 @@ from scale_util import MLP_SPEC, digits_like, mlp, save_dir
 
 import graphspec.api as api
 from graphspec.cli.common import friendly_errors
-from graphspec.cli.scale_commands import (engine_options, load_data, parse_input_paths,
-                                          run_evaluate, run_predict)
+from graphspec.cli.common import input_files
+from graphspec.cli.scale_commands import engine_options, load_data, run_evaluate, run_predict
 from graphspec.errors import InputError
 from graphspec.train.job import build_job
 from graphspec.train.trainer import Trainer
@@ -27,7 +27,7 @@ from graphspec.train.trainer import Trainer
 @friendly_errors
 def predict_like(inputs, output, batch_size, engine, scheduler, chunk_rows, workers):
     model = api.load(MLP_SPEC, seed=0, params={"input_dim": 64}).model()
-    written = run_predict(model, parse_input_paths(inputs), output, engine, batch_size,
+    written = run_predict(model, input_files(inputs), output, engine, batch_size,
                           chunk_rows, scheduler, workers)
     click.echo(f"saved {', '.join(written)}")
 
