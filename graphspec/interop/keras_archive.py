@@ -33,6 +33,7 @@ CONFIG_MEMBER, METADATA_MEMBER, WEIGHTS_MEMBER = "config.json", "metadata.json",
     "model.weights.h5"
 # deflate, shuffle, fletcher32, szip, nbit, scaleoffset, lzf: HDF5's own and h5py's
 SAFE_H5_FILTERS = {1, 2, 3, 4, 5, 6, 32000}
+MAX_H5_EXPANSION = 100       # declared bytes per stored byte (Keras stores them 1:1)
 KERAS_EXTRA = "{} needs the keras extra: pip install 'graphspec[keras]'"
 _BAD_MEMBER = re.compile(r"(^[/\\])|(^[A-Za-z]:)|\\|(^|/)\.\.(/|$)|[\x00-\x1f]")
 
@@ -226,10 +227,17 @@ class H5Weights:
         if ds.dtype.kind not in "fiu" or ds.shape is None:
             raise InputError(f"{self.where}: '{path}' holds {ds.dtype}, expected numbers")
         count = math.prod(ds.shape)
-        self.bytes_read += count * ds.dtype.itemsize
+        nbytes = count * ds.dtype.itemsize
+        self.bytes_read += nbytes
         if count > MAX_WEIGHT_ELEMENTS or self.bytes_read > MAX_ARRAY_BYTES:
             raise InputError(f"{self.where}: '{path}' declares shape {ds.shape}: larger "
                              "than graphspec's weight limits")
+        # Reading allocates the declared size whatever is stored: a compressed or an
+        # unwritten dataset could declare gigabytes from a few bytes of file.
+        stored = ds.id.get_storage_size()
+        if nbytes > max(MAX_H5_EXPANSION * stored, 1 << 20):
+            raise InputError(f"{self.where}: '{path}' declares {nbytes} bytes but stores "
+                             f"{stored}: refused (a decompression bomb, or no data)")
         try:
             return np.asarray(ds[()])
         except (OSError, ValueError) as exc:

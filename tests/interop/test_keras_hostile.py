@@ -186,6 +186,19 @@ def test_h5_external_dataset_storage_is_refused(tiny, tmp_path):
     refused(_rewrite_h5(tiny, tmp_path, edit), "outside the file")
 
 
+@pytest.mark.parametrize("compression", ["gzip", None])
+def test_h5_dataset_declaring_more_than_it_stores_is_refused(tiny, tmp_path, compression):
+    # 1 GiB declared, a few bytes stored (gzip of zeros, or never written at all)
+    def edit(h5):
+        del h5["layers/dense/vars/0"]
+        h5.create_dataset("layers/dense/vars/0", shape=(1 << 28,), dtype="float32",
+                          chunks=(1 << 20,), compression=compression)
+        if compression:
+            h5["layers/dense/vars/0"][: 1 << 20] = 0.0
+    refused(_rewrite_h5(tiny, tmp_path, edit), "layers/dense/vars/0",
+            "declares 1073741824 bytes", "decompression bomb")
+
+
 def test_h5_weights_of_another_model_are_refused(tiny, tmp_path):
     def edit(h5):
         h5["layers/dense/vars"].attrs["name"] = "someone_else"
