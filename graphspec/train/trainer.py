@@ -15,6 +15,7 @@ is checked once, by :mod:`graphspec.io.arrays`; checkpoints and resuming live in
 from __future__ import annotations
 
 import math
+import os
 import warnings
 
 import numpy as np
@@ -189,6 +190,7 @@ class Trainer:
         return self._step(checked, checked_targets, rng, on_nan, where)
 
     def _step(self, inputs: dict, targets: dict, rng=None, on_nan="stop", where="") -> dict:
+        self._updating = False
         rng = rng if rng is not None else self.graph.rng()
         self._set_requires_grad()
         ctx = executor.context(self.model, training=True, rng=rng, frozen=self.frozen,
@@ -340,12 +342,13 @@ class Trainer:
         self.interrupt.take()
         if not checkpoint_dir:
             raise KeyboardInterrupt
-        if getattr(self, "_updating", False):
+        if self._updating:
             # Interrupted inside a weight update: the weights are half-updated, so the
-            # position cannot be saved; the last epoch's checkpoint stands.
+            # position cannot be saved; the last epoch's checkpoint (if any) stands.
             self._updating = False
-            raise TrainingInterrupted(checkpoint.path_in(checkpoint_dir), mid_step=True) \
-                from None
+            last = checkpoint.path_in(checkpoint_dir)
+            raise TrainingInterrupted(last if os.path.exists(last) else None,
+                                      mid_step=True) from None
         path = checkpoint.save(self, checkpoint_dir, run, where)
         raise TrainingInterrupted(path) from None
 

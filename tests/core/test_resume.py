@@ -191,3 +191,23 @@ def test_ctrl_c_inside_a_step_waits_for_the_step_to_finish(tmp_path, monkeypatch
     resumed, _ = resume(tmp_path / "ck")
     for key, value in weights(straight).items():
         np.testing.assert_array_equal(value, resumed.weights()[key].data)
+
+
+def test_an_interrupt_inside_the_weight_update_keeps_the_epoch_checkpoint(tmp_path,
+                                                                         monkeypatch):
+    from graphspec.train.optimizers import Optimizer
+    original, calls = Optimizer.apply, {"n": 0}
+
+    def interrupting(self, params):
+        calls["n"] += 1
+        if calls["n"] == 7:                  # epoch 2, after the epoch-1 checkpoint
+            raise KeyboardInterrupt
+        return original(self, params)
+    monkeypatch.setattr(Optimizer, "apply", interrupting)
+    with pytest.raises(TrainingInterrupted) as info:
+        load().models["m"].fit(data(), job="adam_job", epochs=2, batch_size=5, seed=3,
+                               verbose=False, checkpoint_dir=tmp_path / "ck")
+    assert info.value.mid_step and str(info.value.path).endswith("checkpoint.npz")
+    with np.load(info.value.path) as archive:
+        assert int(archive["trainer/epoch"]) == 1
+        assert json.loads(archive["trainer/progress"].tobytes())["position"] is None
