@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-test
+DEMO_STAMP := $(VENV)/.installed-demo
 OUT    := out
 
 .PHONY: install test demo bench fuzz schema clean
@@ -12,12 +13,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
+# The demo needs only the core and scikit-learn's digits ([demo]), not the test extra's
+# torch and keras; a venv that already has the test extra has everything the demo needs.
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then :; else \
+		$(BIN)/pip install --quiet --disable-pip-version-check -e '.[demo]'; fi
+	touch $(DEMO_STAMP)
+
 install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	@mkdir -p $(OUT)
 	$(BIN)/python examples/make_digits.py $(OUT)
 	$(BIN)/graphspec validate specs/

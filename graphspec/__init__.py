@@ -5,9 +5,18 @@ tensors) -> ``autodiff``/``ops`` (execution) -> ``train`` -> ``cli``.
 """
 __version__ = "0.1.0"
 
-from .api import load, loads, validate  # noqa: E402
-from .errors import (GraphspecError, InputError, SpecError, SpecErrors,  # noqa: E402
-                     TrainingInterrupted)
+# The API is imported on first use (PEP 562), not with the package: the `graphspec`
+# command imports this package first, and `graphspec --help` must not pay for numpy.
+_LAZY = {"load": "api", "loads": "api", "validate": "api", "GraphspecError": "errors",
+         "InputError": "errors", "SpecError": "errors", "SpecErrors": "errors",
+         "TrainingInterrupted": "errors",
+         "diff_specs": "review.diff", "SpecDiff": "review.diff"}
 
-__all__ = ["load", "loads", "validate", "GraphspecError", "InputError", "SpecError",
-           "SpecErrors", "TrainingInterrupted"]
+__all__ = list(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'graphspec' has no attribute '{name}'")

@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
+from dataclasses import dataclass
 
 from .compiler import Compiler
 from .errors import SpecError, SpecErrors
+from .io.metadata import merge_params, read_file_metadata
+from .io.modelfile import (attach, is_model_file, is_zip, load_weights, open_model_file,
+                           spec_display, weights_source)
 from .spec.loader import Located, load_file, load_text
 from .spec.validate import schema_errors, substitute_params
 from .train.frontend import Graph, Model
@@ -94,3 +99,85 @@ def loads(text: str, seed: int | None = None, dtype: str = "float32",
           params: dict | None = None, name: str = "<string>", initialize: bool = True) -> Graph:
     """Like :func:`load`, from YAML text."""
     return _build(load_text(text, name), params, dtype, seed, initialize)
+
+
+# -- model files: SPEC may be a YAML spec or a self-describing model file ------------------
+def declared_params(spec_path) -> dict | None:
+    data = load_file(spec_path).data
+    params = data.get("params") if isinstance(data, dict) else None
+    return params if isinstance(params, dict) else {}
+
+
+def resolve_params(weights_path, explicit_params: dict | None, spec_path=None):
+    """(params, notes) to compile a spec with before loading ``weights_path`` into it.
+
+    Call this before :func:`graphspec.api.load`: a spec is compiled with its params, so
+    the recorded ones must be known first. With ``spec_path``, recorded params the spec
+    does not declare are left out (with a note) and only values that differ from the
+    spec's defaults are mentioned.
+    """
+    explicit = dict(explicit_params or {})
+    if not weights_path:
+        return explicit, []
+    meta = read_file_metadata(weights_path)
+    if meta is None or not meta["params"]:
+        return explicit, []
+    declared = declared_params(spec_path) if spec_path is not None else None
+    return merge_params(meta["params"], explicit, str(weights_path), declared)
+
+
+def load_model(path, seed: int | None = None, dtype: str = "float32"):
+    """Compile the spec embedded in a model file with its params, and set its weights."""
+    if not is_model_file(path):
+        open_model_file(path)          # says why, in one line
+    return open_graph(path, None, None, seed, dtype).graph
+
+
+@dataclass
+class Opened:
+    graph: object
+    metadata: dict | None            # of the weights (or model file) loaded, if any
+    notes: list                      # lines for stderr (params applied from a file)
+
+
+def prepare(spec, weights=None, params: dict | None = None, dtype: str = "float32") -> Opened:
+    """Compile SPEC (a YAML spec or a model file, by content) with the params it needs,
+    weights not allocated yet: what the CLI's ``open_spec`` does before its memory check.
+
+    Params recorded in the model file or in ``weights`` apply unless ``params`` (--set)
+    gives them; a contradicting --set is refused naming both values. For a model file,
+    ``graph.model_file`` is its path: :func:`weights_source` then loads its weights.
+    """
+    explicit = dict(params or {})
+    recorded = read_file_metadata(weights) if weights else None
+    if is_zip(spec):          # a model file; a weights file as SPEC is refused by name
+        model_file = open_model_file(spec)
+        merged, notes = merge_params(model_file.params, explicit, str(spec))
+        if recorded is not None:
+            merge_params(recorded["params"], merged, str(weights))   # refuses a conflict
+        graph = loads(model_file.spec_text, dtype=dtype, params=merged, initialize=False,
+                          name=spec_display(spec, model_file.spec_name))
+        attach(graph, model_file.metadata, model_file.spec_text, merged)
+        graph.model_file = os.fspath(spec)
+        return Opened(graph, model_file.metadata, notes)
+    merged, notes = explicit, []
+    if recorded is not None and recorded["params"]:
+        merged, notes = merge_params(recorded["params"], explicit, str(weights),
+                                     declared_params(spec))
+    graph = load(spec, dtype=dtype, params=merged, initialize=False)
+    attach(graph, recorded, params=merged)    # its vocabularies and columns, for --data
+    return Opened(graph, recorded, notes)
+
+
+def open_graph(spec, weights=None, params: dict | None = None, seed: int | None = None,
+               dtype: str = "float32") -> Opened:
+    """Compile, initialise and load weights in one call (pack, scripts): SPEC and
+    ``weights`` as in :func:`prepare`; the weights come from ``weights`` if given,
+    else from the model file SPEC is."""
+    opened = prepare(spec, weights, params, dtype)
+    opened.graph.initialize(seed)
+    source = weights_source(opened.graph, weights)
+    if source:
+        load_weights(opened.graph, source)
+        opened.metadata = opened.graph.metadata or opened.metadata
+    return opened

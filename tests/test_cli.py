@@ -36,13 +36,15 @@ def test_validate_directory_json_and_github_formats(tmp_path):
     assert report[1]["errors"][0]["path"] == "models.mlp.calls[1].in"
     assert report[1]["errors"][0]["line"] == 11
     result = run("validate", "--format", "github", tmp_path)
-    assert result.output.startswith(f"::error file={tmp_path / 'b.yml'},line=11,col=26::"
+    assert result.output.startswith(f"::error file={tmp_path / 'b.yml'},line=11,col=26,title=graphspec validate::"
                                     "models.mlp.calls[1].in: tensor 'hh'")
 
 
-def test_missing_file_is_an_error_line_not_a_traceback(tmp_path):
+def test_missing_file_is_a_usage_error_line_not_a_traceback(tmp_path):
     result = run("validate", tmp_path / "nope.yaml")
-    assert result.exit_code == 1 and "cannot read spec" in result.output
+    assert result.exit_code == 2
+    assert result.output == f"error: cannot read '{tmp_path / 'nope.yaml'}': no such file or " \
+                            "directory\n"
 
 
 def test_build_prints_summary_and_saves_weights(tmp_path):
@@ -117,7 +119,7 @@ def test_inspect_nodes_with_inputs_shows_statistics(tmp_path):
     np.save(tmp_path / "x.npy", np.ones((6, 4), np.float32))
     result = run("inspect-nodes", spec, "--format", "json", "--input", f"x={tmp_path / 'x.npy'}",
                  "--seed", "1")
-    records = json.loads(result.output)
+    records = json.loads(result.stdout)
     stats = records[1]["stats"][0]
     assert stats["shape"] == [6, 3] and abs(stats["mean"] - 1 / 3) < 1e-6
     table = run("inspect-nodes", spec, "--layer", "out").output
@@ -131,15 +133,6 @@ def test_schema_command_prints_a_valid_json_schema(tmp_path):
     assert "Dense" in schema["$defs"]["layer"]["properties"]["type"]["enum"]
     run("schema", "-o", tmp_path / "s.json")
     assert json.loads((tmp_path / "s.json").read_text()) == schema
-
-
-def test_plot_mermaid_and_dot(tmp_path):
-    spec = write_spec(tmp_path, MLP)
-    mermaid = run("plot", spec).output
-    assert mermaid.startswith("flowchart TD") and 'n1["out [0]: Dense"]' in mermaid
-    result = run("plot", spec, "--format", "dot", "-o", tmp_path / "g.dot")
-    assert result.exit_code == 0
-    assert '"n0_dense_1" -> "n1_out" [label="h (None, 8)"];' in (tmp_path / "g.dot").read_text()
 
 
 def test_usage_error_for_bad_set_option(tmp_path):
@@ -156,3 +149,27 @@ def test_committed_schema_file_is_current():
     from graphspec.spec.schema import spec_schema
     committed = json.loads((REPO / "graphspec.schema.json").read_text())
     assert committed == spec_schema(), "run `make schema` and commit graphspec.schema.json"
+
+
+def test_running_without_weights_warns_once_with_the_seed(tmp_path):
+    """Issue 15 defect 4: random weights were used silently."""
+    import re
+    spec = write_spec(tmp_path, MLP.replace("outputs: [probs]", "outputs: [probs]\ntraining:\n"
+                                            "  default: {model: mlp, loss: mse}"))
+    np.save(tmp_path / "x.npy", np.ones((2, 4), np.float32))
+    np.savez(tmp_path / "d.npz", x=np.ones((2, 4), np.float32), probs=np.ones((2, 3)))
+    x = f"x={tmp_path / 'x.npy'}"
+    for argv in (["predict", spec, "--input", x], ["inspect-nodes", spec, "--input", x],
+                 ["evaluate", spec, "--data", tmp_path / "d.npz"]):
+        result = run(*argv)
+        assert result.exit_code == 0, result.output
+        warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+        assert len(warnings) == 1, result.stderr
+        seed = re.search(r"fresh random weights \(seed (\d+); --seed \1 repeats them\)",
+                         warnings[0])
+        assert seed, warnings[0]
+        again = run(*argv, "--seed", seed.group(1))
+        assert again.stdout == result.stdout          # the seed shown does repeat the run
+    run("build", spec, "-o", tmp_path / "w.npz")
+    quiet = run("predict", spec, "--input", x, "--weights", tmp_path / "w.npz")
+    assert quiet.exit_code == 0 and "warning" not in quiet.stderr

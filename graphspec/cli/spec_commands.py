@@ -1,4 +1,4 @@
-"""Commands about the spec itself: validate, schema, plot."""
+"""Commands about the spec itself: validate, schema."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,7 @@ import sys
 import click
 
 from .. import api
-from ..graph.summary import to_dot, to_mermaid
-from ..io.files import atomic_write
+from ..io.files import atomic_write, dumps_json, guard_outputs
 from ..spec.schema import spec_schema
 from .common import fail, friendly_errors, parse_params, set_option
 
@@ -22,21 +21,30 @@ def _spec_files(paths) -> list:
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 files += [os.path.join(root, n) for n in sorted(names)
                           if n.endswith((".yaml", ".yml"))]
-        else:
+        elif os.path.exists(path):
             files.append(path)
+        else:   # a mistyped path is a usage error (exit 2), not an invalid spec
+            fail(f"error: cannot read '{path}': no such file or directory", 2)
     return files
 
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
-              help="github prints ::error annotations for GitHub Actions.")
+              help="text for people, json for scripts, github for ::error annotations in "
+                   "GitHub Actions.")
 @set_option
 @friendly_errors
 def validate(paths, fmt, params):
     """Check specs (files or directories): schema, references, cycles and shapes.
 
-    Exit 0 if every spec is valid, 1 if any is not, 2 on usage errors.
+    Exit 0 if every spec is valid, 1 if any is not, 2 on usage errors (a missing file).
+
+    \b
+    Examples:
+      graphspec validate specs/
+      graphspec validate specs/mlp.yaml --set input_dim=64
+      graphspec validate --format github specs/
     """
     overrides = parse_params(params)
     files = _spec_files(paths)
@@ -48,14 +56,19 @@ def validate(paths, fmt, params):
         invalid += bool(errors)
         report.append((file, errors))
     if fmt == "json":
-        click.echo(json.dumps([{"file": f, "valid": not errs, "errors": [e.as_dict() for e in errs]}
+        click.echo(dumps_json([{"file": f, "valid": not errs,
+                                "errors": [e.as_dict() for e in errs]}
                                for f, errs in report], indent=2))
     else:
+        if fmt == "github":
+            # The one GitHub annotation writer (escapes %, newlines, ',' and ':' in properties).
+            from ..review.action import annotation
         for file, errors in report:
             for e in errors:
                 if fmt == "github":
                     message = f"{e.path}: {e.message}" if e.path else e.message
-                    click.echo(f"::error file={e.file},line={e.line},col={e.col}::{message}")
+                    click.echo(annotation("error", e.file, message, e.line, e.col,
+                                          "graphspec validate"))
                 else:
                     click.echo(e.format())
             if fmt == "text" and not errors:
@@ -70,7 +83,14 @@ def validate(paths, fmt, params):
 @click.option("-o", "--output", type=click.Path(), help="Write to a file instead of stdout.")
 @friendly_errors
 def schema(output):
-    """Print the JSON Schema of specs (for editors and CI)."""
+    """Print the JSON Schema of specs (for editors and CI).
+
+    \b
+    Examples:
+      graphspec schema -o graphspec.schema.json
+      graphspec schema | python -m json.tool | less
+    """
+    guard_outputs({"-o": output}, {})
     text = json.dumps(spec_schema(), indent=2) + "\n"
     if output:
         with atomic_write(output, "w") as handle:
@@ -79,26 +99,3 @@ def schema(output):
                    err=True)
     else:
         click.echo(text, nl=False)
-
-
-@click.command()
-@click.argument("spec", type=click.Path())
-@click.option("--model", "model_name", help="Model to draw (optional if the spec has one).")
-@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid")
-@click.option("-o", "--output", type=click.Path(), help="Write to a file instead of stdout.")
-@set_option
-@friendly_errors
-def plot(spec, model_name, fmt, output, params):
-    """Draw a model's graph: Mermaid (renders on GitHub) or Graphviz DOT."""
-    graph = api.load(spec, seed=0, params=parse_params(params), initialize=False)
-    model = graph.model(model_name)
-    text = to_mermaid(model) if fmt == "mermaid" else to_dot(model)
-    if output:
-        with atomic_write(output, "w") as handle:
-            handle.write(text)
-        hint = f"dot -Tpng {output} -o graph.png" if fmt == "dot" else \
-            "paste it into a ```mermaid block in Markdown"
-        click.echo(f"wrote {output}; next: {hint}", err=True)
-    else:
-        click.echo(text, nl=False)
-

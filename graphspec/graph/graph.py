@@ -9,8 +9,9 @@ from ..initializers import initialize
 from ..io.arrays import check_weight
 from ..io.files import load_npz, save_npz
 
-# Entries a weights file or checkpoint may hold besides weights.
-_NOT_WEIGHTS = ("optimizer/", "state/", "trainer/")
+# Entries of a weights file that are not layer weights: optimizer slots, loss state, the
+# trainer's run record, and the model-file members (metadata, spec text; io/modelfile.py).
+_NOT_WEIGHTS = ("optimizer/", "state/", "trainer/", "__graphspec")
 
 
 class Graph:

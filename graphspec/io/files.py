@@ -14,11 +14,14 @@ path naming a directory, a device (``/dev/null``, ``/dev/full``) or a FIFO is re
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import stat
 import tempfile
+import time
 import zipfile
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,6 +34,97 @@ MAX_ARCHIVE_MEMBERS = 1 << 16
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")   # a zip with members, an empty zip
 _NPY_MAGIC = b"\x93NUMPY"
 _PICKLED = "contains pickled Python objects; graphspec only reads plain numeric arrays"
+
+
+# -- the output guard ----------------------------------------------------------------
+class UsageError(InputError):
+    """A command line that cannot be right (an output that would destroy an input, an
+    empty path): the CLI reports it as a usage error, exit 2, before any work."""
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Inside:
+    """An output that is a file ``name`` inside a directory option, such as the
+    checkpoint file in ``--checkpoint DIR``; the option's value is ``directory``."""
+    directory: str
+    name: str
+
+
+def inside(directory, name: str):
+    """``Inside(directory, name)``, or None when the option was not given."""
+    return None if directory is None else Inside(os.fspath(directory), name)
+
+
+def _paths(value) -> list:
+    """The paths one option names: None -> [], a list -> each, Inside -> its file."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [p for item in value for p in _paths(item)]
+    if isinstance(value, Inside):
+        return [os.path.join(value.directory, value.name)]
+    return [os.fspath(value)]
+
+
+def _raw(value) -> list:
+    """The values as typed on the command line (for the empty-path check)."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [r for item in value for r in _raw(item)]
+    return [value.directory if isinstance(value, Inside) else os.fspath(value)]
+
+
+class _Identity:
+    """Where a path leads: its resolved name and, if it exists, its inode."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.real = os.path.realpath(path)
+        try:
+            info = os.stat(path)
+            self.inode = (info.st_dev, info.st_ino)
+        except OSError:
+            self.inode = None
+
+    def same(self, other: "_Identity") -> bool:
+        return self.real == other.real or (self.inode is not None and self.inode == other.inode)
+
+
+def guard_outputs(outputs: dict, inputs: dict) -> None:
+    """Refuse, before any work, a command line whose outputs would destroy its inputs.
+
+    ``outputs`` and ``inputs`` map an option label (``"-o"``, ``"--weights"``,
+    ``"SPEC"``, ``"--input x"``) to a path, a list of paths, an :class:`Inside` or None
+    (option not given). Raises :class:`UsageError` (exit 2) naming both options and the
+    path when an output is the same file as an input or as another output: same
+    resolved name (symlinks) or same ``(st_dev, st_ino)`` (hard links). An empty path
+    (``--weights ""``, usually an unset shell variable) is refused too, never ignored.
+    An output and an input under the same label (``--checkpoint`` read by ``--resume``
+    and rewritten) are one option doing what it says, not a clash.
+    """
+    for label, value in list(outputs.items()) + list(inputs.items()):
+        if any(not str(raw).strip() for raw in _raw(value)):
+            raise UsageError(f"{label}: empty path (an unset shell variable?); give a "
+                             f"file name or leave {label} out")
+    seen = []   # (label, identity, is an input) of the inputs, then of earlier outputs
+    for label, value in inputs.items():
+        seen += [(label, _Identity(path), True) for path in _paths(value)]
+    for label, value in outputs.items():
+        for path in _paths(value):
+            mine = _Identity(path)
+            for other_label, other, is_input in seen:
+                if other_label != label and mine.same(other):
+                    harm = f"writing it would destroy {other_label}" if is_input else \
+                        "one output would overwrite the other"
+                    raise UsageError(f"{label} and {other_label} name the same file "
+                                     f"'{path}': {harm}; choose another path for {label}")
+            seen.append((label, mine, False))
+    for label, value in outputs.items():
+        if not isinstance(value, Inside):
+            for path in _paths(value):
+                check_output_path(path)
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -72,14 +166,61 @@ def _new_file_mode(path) -> int:
         return 0o666 & ~umask
 
 
+TEMP_MARK = ".graphspec-tmp-"
+
+
+def _temp_prefix(path) -> str:
+    """``.NAME.graphspec-tmp-``: hidden, recognisable, and naming its target, so a
+    later run can find the temp files a killed run left for the same output."""
+    return "." + os.path.basename(path)[:120] + TEMP_MARK
+
+
+def remove_stale_temps(path) -> list:
+    """Remove graphspec's temp files for ``path`` that no live process is writing.
+
+    A writer holds an flock on its temp file from creation to rename, so a temp file
+    whose lock can be taken was left by a run that died (SIGKILL, power loss). Only
+    files older than this call are considered, and only ours (by name). Returns the
+    paths removed.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    prefix, started, removed = _temp_prefix(path), time.time(), []
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(prefix)]
+    except OSError:
+        return removed
+    for name in names:
+        candidate = os.path.join(directory, name)
+        try:
+            fd = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_mtime > started:
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # held by a live writer?
+            os.unlink(candidate)
+            removed.append(candidate)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode="wb"):
     """Yield a file object; on success it replaces ``path`` atomically."""
     path = check_output_path(path)
     directory = os.path.dirname(os.path.abspath(path))
+    remove_stale_temps(path)      # what a killed earlier write of this file left behind
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path)[-40:],
-                                   dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), dir=directory)
+        # The lock says "a live writer owns this temp file" (remove_stale_temps); a
+        # second descriptor keeps it held until the rename, after the handle closes.
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        lock_fd = os.dup(fd)
     except OSError as exc:
         raise InputError(f"cannot write '{path}': {exc.strerror or exc}") from None
     try:
@@ -97,6 +238,8 @@ def atomic_write(path, mode="wb"):
             raise InputError(f"cannot write '{path}': {exc.strerror or exc} (nothing was "
                              "changed)") from None
         raise
+    finally:
+        os.close(lock_fd)
 
 
 def save_npz(path, arrays: dict) -> None:
@@ -104,9 +247,26 @@ def save_npz(path, arrays: dict) -> None:
         np.savez(handle, **arrays)
 
 
+def json_safe(obj):
+    """``obj`` with NaN and +-Infinity as null: JSON has no such numbers, and strict
+    parsers (JavaScript's, jq's, Go's) reject Python's bare ``NaN``."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {key: json_safe(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(value) for value in obj]
+    return obj
+
+
+def dumps_json(obj, **kwargs) -> str:
+    """Valid JSON text for ``obj`` (non-finite numbers as null)."""
+    return json.dumps(json_safe(obj), allow_nan=False, **kwargs)
+
+
 def save_json(path, obj) -> None:
     with atomic_write(path, "w") as handle:
-        json.dump(obj, handle, indent=2, sort_keys=True)
+        handle.write(dumps_json(obj, indent=2, sort_keys=True))
         handle.write("\n")
 
 
@@ -205,6 +365,16 @@ def _check_npy(path, size: int) -> None:
     if _declared_bytes(shape, dtype) + offset > size:
         raise InputError(f"'{path}' declares shape {shape} of {dtype}, more data than the "
                          "file holds (truncated or forged)")
+
+
+def npz_bytes(path) -> int:
+    """The uncompressed size an ``.npz`` declares (0 if it is not a readable zip):
+    what loading it will allocate, known without inflating anything."""
+    try:
+        with zipfile.ZipFile(os.fspath(path)) as archive:
+            return sum(member.file_size for member in archive.infolist())
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, ValueError):
+        return 0
 
 
 def load_npz(path) -> dict:

@@ -11,7 +11,7 @@ class Activation(Layer):
     DOC = "Applies a Keras activation by name."
     ARGS = {"activation": {k: v for k, v in ACTIVATION.items() if k != "default"},
             "axis": {"type": "integer", "default": -1,
-                     "description": "softmax axis (other activations ignore it)"}}
+                     "description": "softmax and log_softmax axis (other activations ignore it)"}}
     REQUIRED = ("activation",)
 
     def compute_output_shapes(self, input_shapes):
@@ -20,4 +20,6 @@ class Activation(Layer):
     def forward(self, inputs, ctx):
         if self.activation == "softmax":
             return [ops.softmax(inputs[0], axis=self.axis)]
+        if self.activation == "log_softmax":
+            return [ops.log_softmax(inputs[0], axis=self.axis)]
         return [ops.ACTIVATIONS[self.activation](inputs[0])]

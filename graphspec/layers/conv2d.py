@@ -81,6 +81,9 @@ class ConvBase(Layer):
             "strides": int_or_tuple(rank, default=1),
             "padding": {"enum": paddings, "default": "valid"},
             "dilation_rate": int_or_tuple(rank, default=1),
+            "groups": {"type": "integer", "minimum": 1, "maximum": 1 << 16, "default": 1,
+                       "description": "channel groups: filters and input channels split "
+                                      "into this many blocks, block g seeing only block g"},
             "activation": ACTIVATION,
             "use_bias": {"type": "boolean", "default": True},
             "kernel_initializer": initializer("glorot_uniform"),
@@ -107,11 +110,22 @@ class ConvBase(Layer):
         if shape[-1] is None:
             raise ShapeError(f"{self.TYPE} layer '{self.name}' needs a known channel axis "
                              f"(the last one) to size its kernel, got input shape {shape}")
+        self.group_channels(shape[-1])
         return [(shape[0],) + sizes + (self.filters,)]
+
+    def group_channels(self, channels: int) -> int:
+        """Input channels per group; both channels and filters must split evenly."""
+        groups = self.groups
+        if channels % groups or self.filters % groups:
+            raise ShapeError(f"{self.TYPE} layer '{self.name}': groups {groups} must divide "
+                             f"both the input channels ({channels}) and filters "
+                             f"({self.filters})")
+        return channels // groups
 
     def weight_specs(self, input_shapes):
         kernel, _, _ = self.geometry()
-        specs = [WeightSpec("kernel", kernel + (input_shapes[0][-1], self.filters),
+        per_group = self.group_channels(input_shapes[0][-1])
+        specs = [WeightSpec("kernel", kernel + (per_group, self.filters),
                             self.kernel_initializer)]
         if self.use_bias:
             specs.append(WeightSpec("bias", (self.filters,), self.bias_initializer))
@@ -124,7 +138,7 @@ class ConvBase(Layer):
         y = op(inputs[0], self.weights["kernel"],
                self.weights["bias"] if self.use_bias else None,
                strides=strides, padding=self.padding, dilation=dilation,
-               activation="relu" if fused else None)
+               activation="relu" if fused else None, groups=self.groups)
         return [y if fused else ops.ACTIVATIONS[self.activation](y)]
 
 

@@ -35,5 +35,11 @@ class Dropout(Layer):
             return [x]
         shape = x.shape if self.noise_shape is None else tuple(
             n if n is not None else d for n, d in zip(self.noise_shape, x.shape))
-        keep = (ctx.rng.random(shape) >= self.rate).astype(x.dtype) / (1 - self.rate)
-        return [ops.mul(x, Variable(keep))]
+        return [drop(x, self.rate, shape, ctx.rng)]
+
+
+def drop(x, rate: float, shape, rng):
+    """``x`` times an inverted-dropout mask drawn at ``shape`` (broadcast to ``x``):
+    Dropout's and SpatialDropout's training-time computation."""
+    keep = (rng.random(shape) >= rate).astype(x.dtype) / x.dtype.type(1 - rate)
+    return ops.mul(x, Variable(keep))

@@ -6,14 +6,18 @@ from ..errors import ShapeError
 from .base import Layer, single_shape
 
 
-def global_pool_shape(layer: Layer, input_shapes: list) -> list:
+def global_pool_shape(layer: Layer, input_shapes: list, rank: int = 2) -> list:
+    """(batch, channels), or with ``keepdims`` (batch, 1, ..., channels), for a pool over
+    the ``rank`` spatial axes of a (batch, *spatial, channels) input."""
     shape = single_shape(layer, input_shapes)
-    if len(shape) != 4:
-        raise ShapeError(f"{layer.TYPE} layer '{layer.name}' expects input of rank 4 "
-                         f"(batch, height, width, channels), got shape {shape}")
+    if len(shape) != rank + 2:
+        expected = "(batch, steps, channels)" if rank == 1 else \
+            "(batch, height, width, channels)"
+        raise ShapeError(f"{layer.TYPE} layer '{layer.name}' expects input of rank "
+                         f"{rank + 2} {expected}, got shape {shape}")
     if layer.keepdims:
-        return [(shape[0], 1, 1, shape[3])]
-    return [(shape[0], shape[3])]
+        return [(shape[0],) + (1,) * rank + (shape[-1],)]
+    return [(shape[0], shape[-1])]
 
 
 class GlobalAveragePooling2D(Layer):

@@ -2,10 +2,13 @@
 
 Each sample is normalised over ``axis`` (an int or a list of feature axes) with its
 own mean and biased variance, then scaled by ``gamma`` and shifted by ``beta``, both of
-shape ``[input_shape[a] for a in axis]`` in the order written. As in Keras, when the
-axes are not just the last one the weights are *reshaped* (not transposed) to the
-broadcast shape, so a list written out of order behaves exactly as in Keras.
-Same in training and inference.
+shape ``[input_shape[a] for a in sorted(axis)]``: Keras sorts the axes before it creates
+the weights, so ``axis: [2, 1]`` on input (4, 5) has gamma (4, 5), and Keras' weights
+load as they are. Same in training and inference.
+
+``rms_scaling`` follows Keras 3's code exactly: ``x * rsqrt(var(x) + epsilon) * gamma``
+(the variance is taken about the mean, the input is not centred), with no beta;
+``center`` and ``scale`` are then ignored and gamma always exists.
 """
 from __future__ import annotations
 
@@ -19,9 +22,10 @@ from .common_args import REGULARIZER, initializer
 _AXIS = {"type": "integer", "minimum": -64, "maximum": 64}
 
 
-def layer_norm(x, gamma, beta, axes, epsilon):
+def layer_norm(x, gamma, beta, axes, epsilon, rms=False):
     """Normalise ``x`` over ``axes`` (sorted, non-negative); ``gamma``/``beta`` (or None)
-    have the Keras weight shape and are reshaped to the broadcast shape."""
+    have the Keras weight shape and are reshaped to the broadcast shape. ``rms``:
+    Keras' rms_scaling, ``x * rsqrt(var + eps)`` (x itself, not x - mean)."""
     xd = x.data
     dtype = xd.dtype
     keep = tuple(i for i in range(xd.ndim) if i not in axes)
@@ -30,7 +34,7 @@ def layer_norm(x, gamma, beta, axes, epsilon):
     xc = xd - mean
     var = (xc * xc).mean(axis=axes, keepdims=True)
     inv = 1.0 / np.sqrt(var + dtype.type(epsilon))
-    xhat = xc * inv
+    xhat = (xd if rms else xc) * inv
     g_arr = gamma.data.astype(dtype, copy=False).reshape(bshape) if gamma is not None else None
     out = xhat * g_arr if g_arr is not None else xhat
     if beta is not None:
@@ -44,8 +48,11 @@ def layer_norm(x, gamma, beta, axes, epsilon):
         grads = [None]
         if x.requires_grad:
             gh = g * g_arr if g_arr is not None else g
-            grads[0] = inv * (gh - gh.mean(axis=axes, keepdims=True)
-                              - xhat * (gh * xhat).mean(axis=axes, keepdims=True))
+            if rms:   # d/dx of x * inv: inv also depends on x through the variance
+                grads[0] = inv * (gh - xc * inv * (gh * xhat).mean(axis=axes, keepdims=True))
+            else:
+                grads[0] = inv * (gh - gh.mean(axis=axes, keepdims=True)
+                                  - xhat * (gh * xhat).mean(axis=axes, keepdims=True))
         if gamma is not None:
             grads.append(weight_grad(g * xhat, gamma) if gamma.requires_grad else None)
         if beta is not None:
@@ -65,6 +72,9 @@ class LayerNormalization(Layer):
         "epsilon": {"type": "number", "default": 1e-3, "exclusiveMinimum": 0},
         "center": {"type": "boolean", "default": True},
         "scale": {"type": "boolean", "default": True},
+        "rms_scaling": {"type": "boolean", "default": False,
+                        "description": "x * rsqrt(var(x) + epsilon) * gamma (Keras 3); "
+                                       "center and scale are ignored"},
         "beta_initializer": initializer("zeros"),
         "gamma_initializer": initializer("ones"),
         "beta_regularizer": REGULARIZER,
@@ -72,7 +82,7 @@ class LayerNormalization(Layer):
     }
 
     def _axes(self, rank):
-        """The axes as written, made non-negative (weight order), after checks."""
+        """The axes as written, made non-negative, after checks (weights: sorted)."""
         written = self.axis if isinstance(self.axis, list) else [self.axis]
         out = []
         for a in written:
@@ -95,17 +105,17 @@ class LayerNormalization(Layer):
 
     def weight_specs(self, input_shapes):
         shape = tuple(input_shapes[0])
-        wshape = tuple(shape[a] for a in self._axes(len(shape)))
+        wshape = tuple(shape[a] for a in sorted(self._axes(len(shape))))   # Keras sorts
         specs = []
-        if self.scale:
+        if self.scale or self.rms_scaling:
             specs.append(WeightSpec("gamma", wshape, self.gamma_initializer))
-        if self.center:
+        if self.center and not self.rms_scaling:
             specs.append(WeightSpec("beta", wshape, self.beta_initializer))
         return specs
 
     def forward(self, inputs, ctx):
         x = inputs[0]
         axes = tuple(sorted(self._axes(x.data.ndim)))
-        gamma = self.weights["gamma"] if self.scale else None
-        beta = self.weights["beta"] if self.center else None
-        return [layer_norm(x, gamma, beta, axes, self.epsilon)]
+        gamma = self.weights.get("gamma")
+        beta = self.weights.get("beta")
+        return [layer_norm(x, gamma, beta, axes, self.epsilon, self.rms_scaling)]

@@ -201,7 +201,35 @@ def _conv2d_arrays(x, kernel, bias, strides, padding, dilation, relu, need):
     return out, backward
 
 
-def _conv(x, kernel, bias, strides, padding, dilation, activation, squeeze):
+def _grouped_arrays(x, kernel, bias, strides, padding, dilation, relu, need, groups):
+    """Keras' ``groups``: input channels and filters split into ``groups`` equal blocks,
+    block ``g`` of the filters sees only block ``g`` of the channels (kernel
+    (kh, kw, C/groups, F)). One im2col + GEMM per group; results concatenated."""
+    if groups == 1:
+        return _conv2d_arrays(x, kernel, bias, strides, padding, dilation, relu, need)
+    per_in, per_out = kernel.shape[2], kernel.shape[3] // groups
+    if x.ndim != 4 or x.shape[3] != per_in * groups:
+        raise ShapeError(f"conv2d: input of shape {x.shape} does not fit {groups} groups of "
+                         f"a kernel of shape {kernel.shape} (expected {per_in * groups} "
+                         "channels)")
+    outs, backs = [], []
+    for g in range(groups):
+        filters = slice(g * per_out, (g + 1) * per_out)
+        out, back = _conv2d_arrays(x[..., g * per_in:(g + 1) * per_in], kernel[..., filters],
+                                   None if bias is None else bias[filters], strides,
+                                   padding, dilation, relu, need)
+        outs.append(out)
+        backs.append(back)
+
+    def backward(grad):
+        parts = [back(grad[..., g * per_out:(g + 1) * per_out])
+                 for g, back in enumerate(backs)]
+        return tuple(None if part[0] is None else np.concatenate(part, axis=-1)
+                     for part in zip(*parts))
+    return np.concatenate(outs, axis=-1), backward
+
+
+def _conv(x, kernel, bias, strides, padding, dilation, activation, squeeze, groups=1):
     """Shared wrapper: a 1-D convolution (``squeeze``) runs as a 2-D one of height 1."""
     if activation not in (None, "linear", "relu"):
         raise ValueError(f"fused activation must be 'linear' or 'relu', got {activation!r}")
@@ -209,8 +237,8 @@ def _conv(x, kernel, bias, strides, padding, dilation, activation, squeeze):
     need = (x.requires_grad, kernel.requires_grad,
             bias is not None and parents[2].requires_grad)
     data, weights = (x.data[:, None], kernel.data[None]) if squeeze else (x.data, kernel.data)
-    out, back = _conv2d_arrays(data, weights, None if bias is None else parents[2].data,
-                               strides, padding, dilation, activation == "relu", need)
+    out, back = _grouped_arrays(data, weights, None if bias is None else parents[2].data,
+                                strides, padding, dilation, activation == "relu", need, groups)
     if squeeze:
         out = out[:, 0]
 
@@ -224,7 +252,7 @@ def _conv(x, kernel, bias, strides, padding, dilation, activation, squeeze):
 
 
 def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation=1,
-           activation=None) -> Variable:
+           activation=None, groups=1) -> Variable:
     """2-D convolution (cross-correlation, as in Keras): x (B, H, W, C), kernel
     (kh, kw, C, F), optional bias (F,) -> (B, OH, OW, F); ``activation='relu'`` fuses
     a ReLU (one pass less in each direction)."""
@@ -235,11 +263,12 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation=1,
         raise ShapeError(f"conv2d: expected input (batch, height, width, channels) and "
                          f"kernel (kh, kw, in, out), got {x.shape} and {kernel.shape}")
     return _conv(x, kernel, bias, normalize_tuple(strides, 2, "strides"), padding,
-                 normalize_tuple(dilation, 2, "dilation"), activation, squeeze=False)
+                 normalize_tuple(dilation, 2, "dilation"), activation, squeeze=False,
+                 groups=groups)
 
 
 def conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation=1,
-           activation=None) -> Variable:
+           activation=None, groups=1) -> Variable:
     """1-D convolution: x (B, steps, C), kernel (k, C, F), optional bias (F,) ->
     (B, out_steps, F). ``padding`` may also be 'causal' (left padding only)."""
     x, kernel = as_variable(x), as_variable(kernel)
@@ -250,7 +279,8 @@ def conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation=1,
                          f"(k, in, out), got {x.shape} and {kernel.shape}")
     # Height 1 with a height-1 kernel: 'causal' pads nothing on that axis.
     return _conv(x, kernel, bias, (1, normalize_tuple(strides, 1, "strides")[0]), padding,
-                 (1, normalize_tuple(dilation, 1, "dilation")[0]), activation, squeeze=True)
+                 (1, normalize_tuple(dilation, 1, "dilation")[0]), activation, squeeze=True,
+                 groups=groups)
 
 
 # -- pooling -----------------------------------------------------------------------------

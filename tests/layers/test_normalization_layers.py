@@ -266,9 +266,9 @@ def test_layer_norm_values_and_weight_shapes():
     w = layer.weights
     np.testing.assert_allclose(
         out, (x - mean) / np.sqrt(var + 1e-3) * w["gamma"].data + w["beta"].data, rtol=1e-12)
-    # out of order: weights of shape (4, 3), reshaped (as Keras does) to (1, 3, 4)
+    # out of order: Keras sorts the axes first, so the weights are (3, 4) all the same
     layer = build(LayerNormalization("ln", {"axis": [2, 1]}), (3, 4))
-    assert layer.weight_shapes["gamma"].shape == (4, 3)
+    assert layer.weight_shapes["gamma"].shape == (3, 4)
     out = layer.forward([Variable(x)], CallContext())[0].data
     w = {k: v.data.reshape(1, 3, 4) for k, v in layer.weights.items()}
     np.testing.assert_allclose(out, (x - mean) / np.sqrt(var + 1e-3) * w["gamma"] + w["beta"],
@@ -335,8 +335,9 @@ def test_shapes_and_weight_specs():
     assert BatchNormalization("bn", {}).config["momentum"] == 0.99
     assert BatchNormalization("bn", {}).config["epsilon"] == 1e-3
     ln = LayerNormalization("ln", {"axis": [-1, 1]})
+    # Keras sorts the axes before it creates the weights
     assert ln.compute_output_shapes([(None, 2, None, 3)]) == [(None, 2, None, 3)]
-    assert [s.shape for s in ln.weight_specs([(None, 2, None, 3)])] == [(3, 2), (3, 2)]
+    assert [s.shape for s in ln.weight_specs([(None, 2, None, 3)])] == [(2, 3), (2, 3)]
     assert LayerNormalization("ln", {"scale": False}).weight_specs([(None, 4)])[0].name == "beta"
 
 

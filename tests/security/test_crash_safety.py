@@ -126,7 +126,7 @@ def test_training_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
 
 # -- atomic writes ----------------------------------------------------------------------
 def _temp_files(directory):
-    return [p.name for p in directory.iterdir() if p.name.startswith(".tmp-")]
+    return [p.name for p in directory.iterdir() if files.TEMP_MARK in p.name]
 
 
 @pytest.mark.parametrize("failure", [RuntimeError("disk on fire"),

@@ -464,8 +464,9 @@ def test_history_into_a_missing_directory_fails_before_training(tmp_path, traine
 
 
 def test_spec_path_that_is_a_directory_or_device(tmp_path):
-    refuse(tmp_path, "validate", tmp_path / "nothing.yaml", mentions=["cannot read spec"],
-           names=tmp_path / "nothing.yaml")
+    refuse(tmp_path, "validate", tmp_path / "nothing.yaml", mentions=["cannot read",
+                                                                      "no such file"],
+           names=tmp_path / "nothing.yaml", code=2)      # a mistyped path: a usage error
     refuse(tmp_path, "build", tmp_path, mentions=["is a directory"])
     refuse(tmp_path, "validate", "/dev/zero", mentions=["not a regular file"])
 

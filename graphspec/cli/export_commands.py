@@ -1,0 +1,111 @@
+"""``graphspec export``: a spec and its weights to a file another runtime reads.
+
+One command for every format; each format is one API function (``EXPORTERS``), so a
+new format is one entry here plus its room in ``graphspec/interop``.
+"""
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from ..errors import InputError
+from ..io.files import guard_outputs
+from .common import fail, fill_weights, friendly_errors, open_spec, set_option
+
+# format -> (module, function, what the format is); the function takes
+# (graph, path, model_name, **options) and returns [(model name, path written)].
+EXPORTERS = {
+    "onnx": ("graphspec.interop.onnx_export", "export_onnx",
+             "ONNX, checked by the onnx package (runs in onnxruntime, TensorRT, ...)"),
+}
+
+
+def _per_model_paths(graph, output, model_name, fmt) -> list:
+    from ..interop.onnx_export import per_model_path
+    names = [graph.model(model_name).name] if model_name or len(graph.models) == 1 \
+        else list(graph.models)
+    return [per_model_path(output, name, len(names) > 1) for name in names]
+
+
+@click.command()
+@click.argument("spec", type=click.Path())
+@click.option("--model", "model_name",
+              help="Model to export. Without it every model of the spec is exported: "
+                   "one file when there is one, else one file per model, -o out.onnx "
+                   "writing out.MODEL.onnx for each.")
+@click.option("--weights", type=click.Path(), required=True,
+              help="Weights (.npz) from build or train; they are written into the file.")
+@click.option("--format", "fmt", type=click.Choice(sorted(EXPORTERS)), required=True,
+              help="Output format: " + "; ".join(f"{k}: {v[2]}" for k, v in EXPORTERS.items())
+              + ".")
+@click.option("-o", "--output", type=click.Path(), required=True,
+              help="File to write (per model: out.MODEL.onnx when several are exported).")
+@click.option("--opset", type=int, default=None,
+              help="ONNX opset (13 to 21; default 17). Only with --format onnx.")
+@click.option("--check", "check_rows", type=click.IntRange(min=1), default=None,
+              metavar="ROWS",
+              help="After writing, run each file in onnxruntime on ROWS random input rows "
+                   "and print its largest difference from predict.")
+@set_option
+@friendly_errors
+def export(spec, model_name, weights, fmt, output, opset, check_rows, params):
+    """Export a model with its weights to another format (ONNX).
+
+    Inference only: Dropout is the identity, BatchNormalization uses its moving
+    statistics, the batch axis is the symbolic dimension `batch`, inputs and outputs
+    keep their spec names. A layer or expression function with no ONNX form is
+    refused with its location in the spec, and nothing is written.
+
+    \b
+    Examples:
+      graphspec export specs/mlp.yaml --weights w.npz --format onnx -o mlp.onnx
+      graphspec export specs/vae.yaml --model decoder --weights w.npz --format onnx -o dec.onnx
+      graphspec export specs/vqa.yaml --weights w.npz --format onnx -o vqa.onnx --check 4
+    """
+    if opset is not None and fmt != "onnx":
+        raise click.BadParameter("--opset applies to --format onnx only", param_hint="--opset")
+    guard_outputs({"-o": output}, {"SPEC": spec, "--weights": weights})
+    graph = open_spec(spec, params)
+    targets = _per_model_paths(graph, output, model_name, fmt)
+    guard_outputs({"-o": targets}, {"SPEC": spec, "--weights": weights})
+    fill_weights(graph, None, weights)
+    module, function, _ = EXPORTERS[fmt]
+    exporter = getattr(importlib.import_module(module), function)
+    options = {"opset": opset} if fmt == "onnx" else {}
+    written = exporter(graph, output, model_name, **options)
+    for name, path in written:
+        click.echo(f"wrote {path} (model '{name}', {fmt})")
+    if check_rows:
+        _check(graph, written, check_rows)
+    elif fmt == "onnx":
+        click.echo("next: --check ROWS compares it with predict in onnxruntime", err=True)
+
+
+def _check(graph, written, rows) -> None:
+    import onnx
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise InputError("--check runs the files in onnxruntime, which is not installed: "
+                         "pip install 'graphspec[onnx]'") from None
+
+    from ..interop.onnx_check import check_against_predict, draws_noise, random_feeds
+    bad = []
+    for name, path in written:
+        model = graph.models[name]
+        if draws_noise(model):
+            click.echo(f"{path}: not compared: model '{name}' draws random noise, which "
+                       "onnxruntime draws from its own generator")
+            continue
+        report = check_against_predict(model, onnx.load(path), random_feeds(model, rows))
+        worst_abs = max(r["max_abs"] for r in report.values())
+        worst_rel = max(r["max_rel"] for r in report.values())
+        ok = all(r["ok"] for r in report.values())
+        click.echo(f"{path}: onnxruntime vs predict on {rows} random rows: max abs "
+                   f"{worst_abs:.3g}, max rel {worst_rel:.3g}: {'ok' if ok else 'DIFFERS'}")
+        if not ok:
+            bad.append(path)
+    if bad:
+        fail(f"error: {', '.join(bad)} disagree with predict beyond 1e-5 (a graphspec bug: "
+             "please report it with the spec)", 1)

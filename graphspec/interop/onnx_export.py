@@ -1,0 +1,230 @@
+"""ONNX export: one compiled model -> one ``onnx.ModelProto``, checked before it is built.
+
+The walker here knows nothing about any single layer type. It
+
+1. checks every call the model makes (through sub-models and wrappers) against the
+   converter tables (``onnx_layers.LAYER_CONVERTERS`` keyed by layer TYPE, and
+   ``onnx_functions`` for the functions of Lambda/Merge expressions) and refuses the
+   model with one located line naming the first layer or function that cannot be
+   exported, before anything is built or written;
+2. walks the nodes in execution order, handing each call to its converter; a sub-model
+   called as a layer is inlined (its nodes are walked again on the call's inputs), so a
+   model called twice appears twice in the ONNX graph but reads the same initializers;
+3. names the graph inputs and outputs after the spec's tensors, with the batch axis the
+   symbolic dimension ``batch``, float32 throughout.
+
+Inference semantics only: Dropout is the identity and BatchNormalization uses its
+moving statistics, as ``Model.predict`` does.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import GraphspecError, InputError, SpecError
+
+ONNX_EXTRA = "graphspec export --format onnx needs the onnx extra: pip install 'graphspec[onnx]'"
+
+
+def _require_onnx():
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise InputError(ONNX_EXTRA) from None
+
+
+@dataclass
+class Call:
+    """One layer call as a converter sees it: ONNX input names, shapes (batch None),
+    dtypes, the expected output shapes, and a way back to the walker for wrapped layers."""
+    builder: object
+    layer: object
+    inputs: list
+    input_shapes: list
+    input_dtypes: list
+    output_shapes: list
+    hint: str
+    walker: object = field(repr=False, default=None)
+
+    def convert(self, layer, inputs, input_shapes, input_dtypes, hint) -> list:
+        """Convert a call of a wrapped layer or model (TimeDistributed's inner layer)."""
+        output_shapes = [tuple(s) for s in layer.compute_output_shapes(input_shapes)]
+        return self.walker.convert(layer, inputs, input_shapes, input_dtypes,
+                                   output_shapes, hint)
+
+
+class Walker:
+    def __init__(self, builder):
+        self.builder = builder
+
+    def run_model(self, model, inputs: list, scope: str, input_dtypes=None) -> list:
+        """Walk ``model``'s nodes on ONNX tensors ``inputs``; its outputs' names."""
+        values = {id(t): name for t, name in zip(model.inputs, inputs)}
+        input_dtypes = input_dtypes or [t.dtype for t in model.inputs]
+        dtypes = {id(t): onnx_io_dtype(d) for t, d in zip(model.inputs, input_dtypes)}
+        for node in model.nodes:
+            hint = scope + (node.output_tensors[0].name if node.output_tensors
+                            else node.layer.name)
+            try:
+                outs = self.convert(node.layer, [values[id(t)] for t in node.input_tensors],
+                                    [tuple(t.shape) for t in node.input_tensors],
+                                    [dtypes[id(t)] for t in node.input_tensors],
+                                    [tuple(t.shape) for t in node.output_tensors], hint)
+            except SpecError:
+                raise       # already located (in a sub-model)
+            except GraphspecError as exc:
+                # a refusal found while translating (an expression construct)
+                raise _located(model.graph, node, str(exc)) from None
+            for tensor, name in zip(node.output_tensors, outs):
+                values[id(tensor)] = name
+                dtypes[id(tensor)] = onnx_io_dtype(tensor.dtype)
+        return [values[id(t)] for t in model.outputs]
+
+    def convert(self, layer, inputs, input_shapes, input_dtypes, output_shapes, hint) -> list:
+        from .onnx_layers import LAYER_CONVERTERS
+        if _is_model(layer):
+            return self.run_model(layer, inputs, f"{hint}.", input_dtypes)
+        call = Call(self.builder, layer, list(inputs), list(input_shapes),
+                    list(input_dtypes), list(output_shapes), hint, self)
+        outs = LAYER_CONVERTERS[layer.TYPE](call)
+        if len(outs) != len(output_shapes):   # a converter bug, never a user error
+            raise RuntimeError(f"ONNX converter of {layer.TYPE} gave {len(outs)} outputs, "
+                               f"expected {len(output_shapes)}")
+        return outs
+
+
+def onnx_io_dtype(dtype) -> np.dtype:
+    """The exported dtype: float32 for every float (a float64 graph exports as float32),
+    integer inputs as declared."""
+    dtype = np.dtype(dtype)
+    return np.dtype(np.float32) if dtype.kind == "f" else dtype
+
+
+def _is_model(layer) -> bool:
+    return getattr(layer, "TYPE", "") == "Model"
+
+
+# -- the up-front check --------------------------------------------------------------------
+def export_problems(model) -> list:
+    """``[(node, message)]`` for every call ``model`` makes that cannot be exported, in
+    execution order (sub-models and wrapped layers included). Empty: it exports."""
+    from .onnx_layers import layer_refusal
+    problems, seen = [], set()
+
+    def visit_layer(layer, node):
+        if _is_model(layer):
+            visit_model(layer)
+            return
+        reason = layer_refusal(layer, node)
+        if reason:
+            problems.append((node, f"{layer.TYPE} layer '{layer.name}' cannot be exported "
+                                   f"to ONNX: {reason}"))
+            return
+        for inner in layer.sublayers():
+            visit_layer(inner, node)
+
+    def visit_model(model):
+        if id(model) in seen:
+            return
+        seen.add(id(model))
+        for node in model.nodes:
+            visit_layer(node.layer, node)
+    visit_model(model)
+    return problems
+
+
+def _call_path(graph, node) -> tuple:
+    """Where ``node`` is written: ``models.M.calls[i]`` (nodes are the calls, in order)."""
+    model = graph.models.get(node.model) if graph is not None else None
+    if model is None:
+        return ("models", node.model)
+    index = next((i for i, n in enumerate(model.nodes) if n is node), None)
+    return ("models", node.model) if index is None else ("models", node.model, "calls", index)
+
+
+def _located(graph, node, message: str) -> SpecError:
+    """A SpecError at the call in the spec file (line and column when the file reads)."""
+    path = _call_path(graph, node)
+    file = getattr(graph, "file", "<spec>") if graph is not None else "<spec>"
+    try:
+        from ..spec.loader import load_file
+        return load_file(file).error(path, message)
+    except Exception:  # noqa: BLE001 - no marks (a spec from text): the path still locates
+        from ..spec.loader import format_path
+        return SpecError(message, file, 0, 0, format_path(path))
+
+
+def check_exportable(model) -> None:
+    """Raise a located SpecError for the first call of ``model`` that cannot be exported."""
+    problems = export_problems(model)
+    if problems:
+        node, message = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise _located(model.graph, node, message + more)
+
+
+# -- the API ------------------------------------------------------------------------------
+def to_onnx(model, path=None, opset: int | None = None):
+    """Export ``model`` (weights as they are now) to an ``onnx.ModelProto``.
+
+    The model is checked first: a layer or expression function with no ONNX form is
+    refused with a located :class:`~graphspec.errors.SpecError` and nothing is written.
+    With ``path`` the file is written atomically. ``opset`` defaults to 17 (13..21).
+
+    >>> proto = to_onnx(graphspec.load("specs/mlp.yaml", seed=0).model())  # doctest: +SKIP
+    """
+    _require_onnx()
+    from .onnx_builder import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, Builder, value_info
+    opset = DEFAULT_OPSET if opset is None else int(opset)
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise InputError(f"opset {opset} is not supported; choose {MIN_OPSET}..{MAX_OPSET} "
+                         f"(default {DEFAULT_OPSET})")
+    check_exportable(model)
+    builder = Builder(opset)
+    for name in model.input_names + model.output_names:
+        builder.reserve(name)
+    internal = Walker(builder).run_model(model, list(model.input_names), "")
+    for tensor, name in zip(model.outputs, internal):
+        if name != tensor.name:     # an input passed straight through keeps its name
+            builder.output(name, tensor.name)
+    inputs = [value_info(t.name, onnx_io_dtype(t.dtype), t.shape) for t in model.inputs]
+    outputs = [value_info(t.name, onnx_io_dtype(t.dtype), t.shape) for t in model.outputs]
+    proto = builder.model(model.name, inputs, outputs,
+                          doc=f"graphspec model '{model.name}' from {model.graph.file}"
+                          if model.graph is not None else "")
+    if path is not None:
+        from ..io.files import atomic_write
+        with atomic_write(path) as handle:
+            handle.write(proto.SerializeToString())
+    return proto
+
+
+def per_model_path(path, model_name: str, several: bool) -> str:
+    """``out.onnx`` for one model; ``out.MODEL.onnx`` when several are exported."""
+    if not several:
+        return os.fspath(path)
+    root, ext = os.path.splitext(os.fspath(path))
+    return f"{root}.{model_name}{ext or '.onnx'}"
+
+
+def export_onnx(graph, path, model_name: str | None = None, opset: int | None = None) -> list:
+    """Export one model (``model_name``) or, without it, every model of ``graph``: one
+    file per model (``out.MODEL.onnx``) when there are several. All models are checked
+    before any file is written. Returns ``[(model name, path written)]``."""
+    _require_onnx()
+    models = [graph.model(model_name)] if model_name or len(graph.models) == 1 \
+        else list(graph.models.values())
+    for model in models:
+        check_exportable(model)
+    several = len(models) > 1
+    protos = [(m, to_onnx(m, opset=opset)) for m in models]
+    from ..io.files import atomic_write
+    written = []
+    for model, proto in protos:
+        target = per_model_path(path, model.name, several)
+        with atomic_write(target) as handle:
+            handle.write(proto.SerializeToString())
+        written.append((model.name, target))
+    return written

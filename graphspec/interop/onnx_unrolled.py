@@ -1,0 +1,142 @@
+"""SimpleRNN, LSTM and GRU unrolled over time, for activations ONNX's RNN/LSTM/GRU nodes
+do not offer (selu): one small group of nodes per timestep, the math of
+``graphspec/ops/recurrent.py`` written out with Keras' weight layouts as they are.
+
+The number of timesteps must be known when exporting (the spec gives it). The input
+projection of every step is one MatMul; each step adds its recurrent MatMul, slices the
+gate blocks and applies the activations through the same table the Dense converter uses.
+"""
+from __future__ import annotations
+
+from ..errors import GraphspecError
+
+
+def _activation(b, x: str, name: str, hint: str) -> str:
+    from .onnx_nodes import activation
+    if name == "hard_sigmoid":          # Keras 3: relu6(x + 3) / 6
+        return b.op("HardSigmoid", [x], hint, alpha=1.0 / 6.0, beta=0.5)
+    return activation(b, x, name, hint)
+
+
+def _block(b, x: str, k: int, units: int, hint: str) -> str:
+    """Gate block ``k`` of a ``(..., G*units)`` tensor (the last axis)."""
+    return b.slice(x, [k * units], [(k + 1) * units], [-1], hint=hint)
+
+
+class _Cell:
+    """The per-layer constants of an unrolled run: projections and weights."""
+
+    def __init__(self, b, layer, x: str, hint: str):
+        cfg = layer.config
+        self.b, self.layer, self.units, self.hint = b, layer, cfg["units"], hint
+        self.act, self.rec_act = cfg["activation"], cfg.get("recurrent_activation")
+        kernel = b.weight(layer, "kernel", lambda: layer.weights["kernel"].data)
+        self.u = b.weight(layer, "recurrent_kernel",
+                          lambda: layer.weights["recurrent_kernel"].data)
+        self.proj = b.op("MatMul", [x, kernel], f"{hint}_projected")
+        self.b_rec = None
+        if cfg["use_bias"]:
+            bias = layer.weights["bias"].data
+            if bias.ndim == 2:                   # GRU reset_after: input, recurrent bias
+                self.b_rec = b.weight(layer, "bias_recurrent", lambda: bias[1])
+                b_in = b.weight(layer, "bias_input", lambda: bias[0])
+            else:
+                b_in = b.weight(layer, "bias", lambda: bias)
+            self.proj = b.op("Add", [self.proj, b_in], f"{hint}_projected_bias")
+
+    def step_input(self, t: int) -> str:
+        return self.b.op("Gather", [self.proj, self.b.scalar(t, "int64")], f"{self.hint}_x{t}",
+                         axis=1)
+
+    def recurrent(self, h: str, t: int) -> str:
+        out = self.b.op("MatMul", [h, self.u], f"{self.hint}_r{t}")
+        if self.b_rec is not None:
+            out = self.b.op("Add", [out, self.b_rec], f"{self.hint}_rb{t}")
+        return out
+
+    def gate(self, pre: str, k: int, t: int, recurrent: bool = True) -> str:
+        name = self.rec_act if recurrent else self.act
+        return _activation(self.b, _block(self.b, pre, k, self.units, f"{self.hint}_g{k}_{t}"),
+                           name, f"{self.hint}_a{k}_{t}")
+
+
+def _simple_rnn_step(cell, b, t, state):
+    pre = cell.step_input(t)
+    if state is not None:
+        pre = b.op("Add", [pre, cell.recurrent(state[0], t)], f"{cell.hint}_pre{t}")
+    return [_activation(b, pre, cell.act, f"{cell.hint}_h{t}")]
+
+
+def _lstm_step(cell, b, t, state):
+    pre = cell.step_input(t)
+    if state is not None:
+        pre = b.op("Add", [pre, cell.recurrent(state[0], t)], f"{cell.hint}_pre{t}")
+    i, f, o = cell.gate(pre, 0, t), cell.gate(pre, 1, t), cell.gate(pre, 3, t)
+    cand = cell.gate(pre, 2, t, recurrent=False)
+    c = b.op("Mul", [i, cand], f"{cell.hint}_ic{t}")
+    if state is not None:
+        c = b.op("Add", [b.op("Mul", [f, state[1]], f"{cell.hint}_fc{t}"), c],
+                 f"{cell.hint}_c{t}")
+    h = b.op("Mul", [o, _activation(b, c, cell.act, f"{cell.hint}_actc{t}")],
+             f"{cell.hint}_h{t}")
+    return [h, c]
+
+
+def _gru_step(cell, b, t, state):
+    x, n, reset_after = cell.step_input(t), cell.units, cell.layer.config["reset_after"]
+    h_prev = None if state is None else state[0]
+    rec = None
+    if h_prev is not None:
+        rec = cell.recurrent(h_prev, t)
+    elif cell.b_rec is not None:       # h_0 = 0: the recurrent term is its bias alone
+        rec = cell.b_rec
+    pre_z, pre_r = (_block(b, x, k, n, f"{cell.hint}_x{k}_{t}") for k in (0, 1))
+    if rec is not None:
+        pre_z = b.op("Add", [pre_z, _block(b, rec, 0, n, f"{cell.hint}_rz{t}")],
+                     f"{cell.hint}_pz{t}")
+        pre_r = b.op("Add", [pre_r, _block(b, rec, 1, n, f"{cell.hint}_rr{t}")],
+                     f"{cell.hint}_pr{t}")
+    z = _activation(b, pre_z, cell.rec_act, f"{cell.hint}_z{t}")
+    r = _activation(b, pre_r, cell.rec_act, f"{cell.hint}_r{t}")
+    cand = _block(b, x, 2, n, f"{cell.hint}_xh{t}")
+    if reset_after and rec is not None:
+        held = _block(b, rec, 2, n, f"{cell.hint}_rh{t}")
+        cand = b.op("Add", [cand, b.op("Mul", [r, held], f"{cell.hint}_reset{t}")],
+                    f"{cell.hint}_ph{t}")
+    elif not reset_after and h_prev is not None:
+        u_h = b.weight(cell.layer, "recurrent_kernel_h",
+                       lambda: cell.layer.weights["recurrent_kernel"].data[:, 2 * n:])
+        reset = b.op("MatMul", [b.op("Mul", [r, h_prev], f"{cell.hint}_rh{t}"), u_h],
+                     f"{cell.hint}_reset{t}")
+        cand = b.op("Add", [cand, reset], f"{cell.hint}_ph{t}")
+    cand = _activation(b, cand, cell.act, f"{cell.hint}_cand{t}")
+    # h = z * h_prev + (1 - z) * cand  ==  cand + z * (h_prev - cand)
+    if h_prev is None:
+        one_minus = b.op("Sub", [b.scalar(1.0, b.float_dtype), z], f"{cell.hint}_1mz{t}")
+        return [b.op("Mul", [one_minus, cand], f"{cell.hint}_h{t}")]
+    delta = b.op("Mul", [z, b.op("Sub", [h_prev, cand], f"{cell.hint}_d{t}")],
+                 f"{cell.hint}_zd{t}")
+    return [b.op("Add", [cand, delta], f"{cell.hint}_h{t}")]
+
+
+_STEPS = {"SimpleRNN": _simple_rnn_step, "LSTM": _lstm_step, "GRU": _gru_step}
+
+
+def unknown_steps_reason(layer) -> str:
+    return (f"its activations ({layer.config['activation']}, "
+            f"{layer.config.get('recurrent_activation')}) are not offered by ONNX's "
+            "recurrent nodes, and unrolling them needs a known number of timesteps; give "
+            "the sequence length in the input shape")
+
+
+def run_unrolled(b, layer, x: str, steps, hint: str) -> tuple:
+    """(per-step hidden states, final states) of ``layer`` on ``x`` (batch, T, F)."""
+    if steps is None:
+        raise GraphspecError(f"{layer.TYPE} layer '{layer.name}' cannot be exported to ONNX: "
+                             + unknown_steps_reason(layer))
+    cell = _Cell(b, layer, x, hint)
+    step, state, hs = _STEPS[layer.TYPE], None, []
+    for t in range(steps):
+        state = step(cell, b, t, state)
+        hs.append(state[0])
+    return hs, state

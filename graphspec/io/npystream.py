@@ -1,0 +1,228 @@
+"""``.npy`` files streamed a block of rows at a time: read through memory-mapped windows,
+written through positioned writes to a temporary file that is renamed at the end.
+
+Why windows and not ``np.load(path, mmap_mode="r")``: mapping a whole file reserves
+address space equal to its size, so an input larger than the process's address-space
+limit (``ulimit -v``, a container's limit, ``RLIMIT_AS``) could not be opened at all,
+and every page touched stays resident until the whole map is dropped. A window maps
+only the rows of one block (``np.memmap`` with the block's offset) and is unmapped when
+the block is done: address space and resident memory stay at one block, whatever the
+file's size. The same rules as :mod:`graphspec.io.files` hold: the header is parsed and
+checked against the file's size before anything is mapped, pickles (object dtypes) are
+refused, and data is read with numpy's own parsers only (never unpickled).
+
+There is no size cap here (``files.MAX_ARRAY_FILE_BYTES`` guards whole-file loads):
+nothing is ever allocated for the whole file.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+
+import numpy as np
+
+from ..errors import InputError
+from .files import _kind, _new_file_mode, check_output_path
+
+_NOT_NUMERIC = ("holds {dtype} values; graphspec streams plain numeric arrays (bool, "
+                "integer or floating point)")
+
+
+class NpySource:
+    """One ``.npy`` file's rows, read a window at a time; pickles as its path and header.
+
+    ``shape``, ``dtype``, ``ndim`` and ``__getitem__`` make it a source for
+    ``dask.array.from_array`` as well: each chunk then reads its own rows on a worker.
+    """
+
+    def __init__(self, path: str, shape: tuple, dtype: np.dtype, offset: int):
+        self.path, self.shape, self.dtype, self.offset = path, shape, dtype, offset
+        self.ndim = len(shape)
+        self.row_bytes = _count(shape[1:]) * dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self):
+        return f"<NpySource '{self.path}' {self.shape} {self.dtype}>"
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` as a read-only array mapped from the file."""
+        start, stop = max(0, start), min(stop, self.shape[0])
+        count = max(stop - start, 0)
+        if count == 0 or self.row_bytes == 0:
+            return np.empty((count,) + self.shape[1:], self.dtype)
+        try:
+            return np.memmap(self.path, dtype=self.dtype, mode="r",
+                             offset=self.offset + start * self.row_bytes,
+                             shape=(count,) + self.shape[1:])
+        except (ValueError, OSError) as exc:
+            raise InputError(f"cannot read rows {start}-{stop} of '{self.path}': "
+                             f"{getattr(exc, 'strerror', None) or exc} (was the file changed "
+                             "or truncated while graphspec read it?)") from None
+
+    def __getitem__(self, index):
+        # dask.array.from_array asks for one slice per axis; only rows are windowed.
+        index = index if isinstance(index, tuple) else (index,)
+        first = index[0] if index else slice(None)
+        if not isinstance(first, slice) or first.step not in (None, 1):
+            raise TypeError("NpySource reads contiguous row ranges only")
+        start, stop, _ = first.indices(self.shape[0])
+        block = self.rows(start, stop)
+        rest = index[1:]
+        return np.asarray(block[(slice(None),) + rest] if rest else block)
+
+
+def _count(dims) -> int:
+    total = 1
+    for dim in dims:
+        total *= int(dim)
+    return total
+
+
+def _parse_header(handle, path):
+    try:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+        else:
+            raise InputError(f"'{path}': unsupported .npy format version {version}")
+    except InputError:
+        raise
+    except (ValueError, OSError, EOFError, TypeError, SyntaxError) as exc:
+        raise InputError(f"'{path}': not a valid .npy array header ({exc})") from None
+    return tuple(int(d) for d in shape), bool(fortran), dtype, handle.tell()
+
+
+def open_npy(path) -> NpySource:
+    """Check ``path``'s header (kind, dtype, declared size vs file size); map nothing."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        what = "a directory" if os.path.isdir(path) else \
+            "not a regular file" if os.path.exists(path) else "missing"
+        raise InputError(f"cannot read '{path}': " + ("no such file" if what == "missing"
+                                                      else f"it is {what}"))
+    if _kind(path) != "npy":
+        raise InputError(f"'{path}' is an .npz archive; streaming reads one .npy file per "
+                         "array (save each with numpy.save, or pass a directory of them)")
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as handle:
+            shape, fortran, dtype, offset = _parse_header(handle, path)
+    except OSError as exc:
+        raise InputError(f"cannot read '{path}': {exc.strerror or exc}") from None
+    if dtype.hasobject:
+        raise InputError(f"'{path}' contains pickled Python objects; graphspec only reads "
+                         "plain numeric arrays")
+    if not (np.issubdtype(dtype, np.number) or dtype == np.bool_) or \
+            np.issubdtype(dtype, np.complexfloating) or dtype.fields is not None:
+        raise InputError(f"'{path}' " + _NOT_NUMERIC.format(dtype=dtype))
+    if not shape:
+        raise InputError(f"'{path}' holds a single value; inputs need a batch axis first")
+    if _count(shape) * dtype.itemsize + offset > size:
+        raise InputError(f"'{path}' declares shape {shape} of {dtype}, more data than the "
+                         "file holds (truncated or forged)")
+    if fortran and len(shape) > 1:
+        raise InputError(f"'{path}' is stored in Fortran (column-major) order, so its rows "
+                         "are not contiguous; re-save it with "
+                         "numpy.save(path, numpy.ascontiguousarray(x))")
+    return NpySource(path, shape, dtype, offset)
+
+
+def open_npy_dir(directory) -> dict:
+    """``NAME.npy`` files of ``directory`` keyed by NAME (``--data DIR/``), headers checked."""
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise InputError(f"'{directory}' is not a directory of NAME.npy files")
+    try:
+        names = sorted(n for n in os.listdir(directory)
+                       if n.endswith(".npy") and not n.startswith("."))
+    except OSError as exc:
+        raise InputError(f"cannot list '{directory}': {exc.strerror or exc}") from None
+    if not names:
+        raise InputError(f"'{directory}' holds no NAME.npy files; save one array per model "
+                         "input and output name, e.g. numpy.save('DIR/pixels.npy', x)")
+    return {name[:-4]: open_npy(os.path.join(directory, name)) for name in names}
+
+
+class NpyWriter:
+    """Rows written into a new ``.npy`` under a temporary name; ``commit`` renames it.
+
+    Rows go through ``os.pwrite`` at their own offset, so a block written twice (a
+    retried chunk) lands on the same bytes, and nothing but one block is ever in memory
+    or mapped. Until ``commit`` the target path is untouched: a kill leaves at most a
+    ``.tmp-*`` file, never half an output under the final name.
+    """
+
+    def __init__(self, path, shape: tuple, dtype):
+        self.path = check_output_path(path)
+        self.shape, self.dtype = tuple(int(d) for d in shape), np.dtype(dtype)
+        self.row_bytes = _count(self.shape[1:]) * self.dtype.itemsize
+        directory = os.path.dirname(os.path.abspath(self.path))
+        try:
+            fd, self.tmp = tempfile.mkstemp(prefix=".tmp-",
+                                            suffix=os.path.basename(self.path)[-40:],
+                                            dir=directory)
+        except OSError as exc:
+            raise InputError(f"cannot write '{self.path}': {exc.strerror or exc}") from None
+        self._file = os.fdopen(fd, "w+b")
+        try:
+            header = {"descr": np.lib.format.dtype_to_descr(self.dtype),
+                      "fortran_order": False, "shape": self.shape}
+            try:
+                np.lib.format.write_array_header_1_0(self._file, header)
+            except ValueError:   # a header over 64 KiB needs format 2.0
+                self._file.seek(0)
+                np.lib.format.write_array_header_2_0(self._file, header)
+            self.offset = self._file.tell()
+            self._file.flush()
+            self._file.truncate(self.offset + self.shape[0] * self.row_bytes)
+        except BaseException as exc:
+            self.abort()
+            raise _write_error(self.path, exc)
+
+    def write(self, start: int, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        if rows.shape[1:] != self.shape[1:] or start + len(rows) > self.shape[0]:
+            raise InputError(f"rows {start}-{start + len(rows)} of shape {rows.shape} do not "
+                             f"fit output '{self.path}' of shape {self.shape}")
+        view = memoryview(rows.reshape(-1).view(np.uint8))
+        position = self.offset + start * self.row_bytes
+        try:
+            while len(view):
+                done = os.pwrite(self._file.fileno(), view, position)
+                view, position = view[done:], position + done
+        except OSError as exc:
+            raise _write_error(self.path, exc)
+
+    def flush(self) -> None:
+        """Everything written so far is in the temporary file (``self.tmp``)."""
+        self._file.flush()
+
+    def commit(self) -> None:
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.chmod(self.tmp, _new_file_mode(self.path))
+            os.replace(self.tmp, self.path)
+        except BaseException as exc:
+            self.abort()
+            raise _write_error(self.path, exc)
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp)
+
+
+def _write_error(path, exc):
+    if isinstance(exc, OSError):
+        # ENOSPC, EDQUOT, EIO...: one line, and any old file is still there.
+        return InputError(f"cannot write '{path}': {exc.strerror or exc} (nothing was "
+                          "changed)")
+    return exc
