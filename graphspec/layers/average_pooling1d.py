@@ -3,8 +3,10 @@ padding averages the real elements only (as Keras)."""
 from __future__ import annotations
 
 from .max_pooling2d import PoolingBase
+from .data_format import data_format_aware
 
 
+@data_format_aware
 class AveragePooling1D(PoolingBase):
     TYPE = "AveragePooling1D"
     DOC = ("Mean over pool_size windows of (steps, channels); strides default pool_size; "

@@ -6,8 +6,10 @@ behaviour; PyTorch's ``count_include_pad=False``).
 from __future__ import annotations
 
 from .max_pooling2d import PoolingBase
+from .data_format import data_format_aware
 
 
+@data_format_aware
 class AveragePooling2D(PoolingBase):
     TYPE = "AveragePooling2D"
     DOC = ("Mean over pool_size windows of (height, width, channels); strides default "

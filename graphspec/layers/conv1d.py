@@ -6,8 +6,10 @@ only, so output ``t`` never sees input after ``t``). Runs as a height-1 Conv2D.
 from __future__ import annotations
 
 from .conv2d import ConvBase
+from .data_format import data_format_aware
 
 
+@data_format_aware
 class Conv1D(ConvBase):
     TYPE = "Conv1D"
     DOC = ("1-D convolution over (steps, channels) inputs; kernel shape "

@@ -11,6 +11,7 @@ from ..errors import ShapeError
 from ..ops.conv import conv1d, conv2d, normalize_tuple, output_length
 from .base import POSITIVE_INT, Layer, WeightSpec, single_shape
 from .common_args import ACTIVATION, REGULARIZER, initializer
+from .data_format import data_format_aware
 
 
 def int_or_tuple(n: int, default=None) -> dict:
@@ -142,6 +143,7 @@ class ConvBase(Layer):
         return [y if fused else ops.ACTIVATIONS[self.activation](y)]
 
 
+@data_format_aware
 class Conv2D(ConvBase):
     TYPE = "Conv2D"
     DOC = ("2-D convolution over (height, width, channels) inputs; kernel shape "

@@ -14,8 +14,10 @@ from ..errors import ShapeError
 from ..ops.conv_transpose import conv2d_transpose, transpose_length
 from .base import NON_NEGATIVE_INT, WeightSpec, single_shape
 from .conv2d import ConvBase, layer_tuple
+from .data_format import data_format_aware
 
 
+@data_format_aware
 class Conv2DTranspose(ConvBase):
     TYPE = "Conv2DTranspose"
     DOC = ("Transposed 2-D convolution (strides enlarge); kernel (kh, kw, filters, "

@@ -9,8 +9,10 @@ from .. import ops
 from ..errors import ShapeError
 from .base import Layer
 from .zero_padding2d import BORDERS, borders, image_shape
+from .data_format import data_format_aware
 
 
+@data_format_aware
 class Cropping2D(Layer):
     TYPE = "Cropping2D"
     DOC = ("Drops border rows and columns: int, [rows, cols] or "

@@ -13,6 +13,7 @@ from ..ops.depthwise import depthwise_conv2d
 from .base import POSITIVE_INT, WeightSpec, single_shape
 from .common_args import ACTIVATION, REGULARIZER, initializer
 from .conv2d import ConvBase, int_or_tuple, spatial_output
+from .data_format import data_format_aware
 
 
 def depthwise_args() -> dict:
@@ -32,6 +33,7 @@ def depthwise_args() -> dict:
     }
 
 
+@data_format_aware
 class DepthwiseConv2D(ConvBase):
     TYPE = "DepthwiseConv2D"
     DOC = ("Per-channel 2-D convolution: kernel (kh, kw, in_channels, depth_multiplier), "

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from .. import ops
 from .base import Layer, known_feature_size, single_shape
+from .data_format import data_format_aware
 
 
+@data_format_aware
 class Flatten(Layer):
     TYPE = "Flatten"
     DOC = "Flattens every axis but the batch axis."

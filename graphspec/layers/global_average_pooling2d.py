@@ -4,6 +4,7 @@ from __future__ import annotations
 from .. import ops
 from ..errors import ShapeError
 from .base import Layer, single_shape
+from .data_format import data_format_aware
 
 
 def global_pool_shape(layer: Layer, input_shapes: list, rank: int = 2) -> list:
@@ -20,6 +21,7 @@ def global_pool_shape(layer: Layer, input_shapes: list, rank: int = 2) -> list:
     return [(shape[0], shape[-1])]
 
 
+@data_format_aware
 class GlobalAveragePooling2D(Layer):
     TYPE = "GlobalAveragePooling2D"
     DOC = "Mean over height and width: (H, W, C) -> (C,), or (1, 1, C) with keepdims."

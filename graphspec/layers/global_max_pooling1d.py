@@ -5,8 +5,10 @@ from __future__ import annotations
 from .. import ops
 from .base import Layer
 from .global_average_pooling2d import global_pool_shape
+from .data_format import data_format_aware
 
 
+@data_format_aware
 class GlobalMaxPooling1D(Layer):
     TYPE = "GlobalMaxPooling1D"
     DOC = "Max over steps: (T, C) -> (C,), or (1, C) with keepdims."

@@ -7,8 +7,10 @@ from __future__ import annotations
 from ..ops.conv import global_max_pool2d
 from .base import Layer
 from .global_average_pooling2d import global_pool_shape
+from .data_format import data_format_aware
 
 
+@data_format_aware
 class GlobalMaxPooling2D(Layer):
     TYPE = "GlobalMaxPooling2D"
     DOC = "Max over height and width: (H, W, C) -> (C,), or (1, 1, C) with keepdims."

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..ops.conv import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
 from .base import Layer, single_shape
 from .conv2d import int_or_tuple, layer_tuple, optional_int_or_tuple, spatial_output
+from .data_format import data_format_aware
 
 POOL_OPS = {("max", 1): max_pool1d, ("max", 2): max_pool2d,
             ("avg", 1): avg_pool1d, ("avg", 2): avg_pool2d}
@@ -46,6 +47,7 @@ class PoolingBase(Layer):
         return [op(inputs[0], pool, strides, self.padding)]
 
 
+@data_format_aware
 class MaxPooling2D(PoolingBase):
     TYPE = "MaxPooling2D"
     DOC = "Max over pool_size windows of (height, width, channels); strides default pool_size."

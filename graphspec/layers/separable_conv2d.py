@@ -13,8 +13,10 @@ from ..ops.depthwise import depthwise_conv2d
 from .base import POSITIVE_INT, WeightSpec
 from .common_args import REGULARIZER, initializer
 from .depthwise_conv2d import DepthwiseConv2D, depthwise_args
+from .data_format import data_format_aware
 
 
+@data_format_aware
 class SeparableConv2D(DepthwiseConv2D):
     TYPE = "SeparableConv2D"
     DOC = ("Depthwise 2-D convolution followed by a 1x1 convolution to filters channels "

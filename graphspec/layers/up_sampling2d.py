@@ -8,8 +8,10 @@ from ..ops.resize import repeat, upsample_bilinear2d
 from .base import Layer
 from .conv2d import int_or_tuple, layer_tuple
 from .zero_padding2d import image_shape
+from .data_format import data_format_aware
 
 
+@data_format_aware
 class UpSampling2D(Layer):
     TYPE = "UpSampling2D"
     DOC = "Enlarges height and width by integer factors size: nearest or bilinear."

@@ -7,6 +7,7 @@ from __future__ import annotations
 from .. import ops
 from ..errors import ShapeError
 from .base import NON_NEGATIVE_INT, Layer, single_shape
+from .data_format import data_format_aware
 
 PAIR = {"type": "array", "items": NON_NEGATIVE_INT, "minItems": 2, "maxItems": 2}
 
@@ -31,6 +32,7 @@ def steps_input(layer: Layer, input_shapes: list) -> tuple:
     return shape
 
 
+@data_format_aware
 class ZeroPadding1D(Layer):
     TYPE = "ZeroPadding1D"
     DOC = "Zero steps before and after (steps, channels): int or [left, right]."

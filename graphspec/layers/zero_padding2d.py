@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..errors import ShapeError
 from ..ops.conv import zero_pad2d
 from .base import NON_NEGATIVE_INT, Layer, single_shape
+from .data_format import data_format_aware
 
 PAIR = {"type": "array", "items": NON_NEGATIVE_INT, "minItems": 2, "maxItems": 2}
 BORDERS = {"oneOf": [NON_NEGATIVE_INT, PAIR,
@@ -45,6 +46,7 @@ def image_shape(layer: Layer, input_shapes: list) -> tuple:
     return shape
 
 
+@data_format_aware
 class ZeroPadding2D(Layer):
     TYPE = "ZeroPadding2D"
     DOC = ("Zero padding of height and width: int, [rows, cols] or "
