@@ -81,7 +81,7 @@ def as_float(value, dtype, what: str, offset: int = 0) -> np.ndarray:
             overflow = bool(np.isfinite(original))
             why = (f" after the cast to {np.dtype(dtype).name} ({_show(original)} overflows "
                    "it)" if overflow else f" ({_show(original)})")
-            raise InputError(f"{what} holds NaN or Inf{why} at {_where(pos, offset)}; "
+            raise InputError(f"{what} contains NaN or Inf{why} at {_where(pos, offset)}; "
                              "graphspec needs finite numbers")
     return out
 
@@ -104,7 +104,8 @@ def as_indices(value, dtype, what: str, limit: tuple | None = None,
             if bad.any():
                 pos = _first(bad)
                 raise InputError(f"{what} holds {_show(array[pos])} at {_where(pos, offset)}: "
-                                 f"integer indices are needed (valid: {low}..{high}{reason})")
+                                 "a non-integer value where integer indices are needed "
+                                 f"(valid: {low}..{high}{reason})")
         with np.errstate(invalid="ignore"):
             bad = (array < low) | (array > high)
         if bad.any():

@@ -76,7 +76,7 @@ def test_weight_overflowing_float32_is_refused():
     graph = graphspec.loads(MLP, seed=0)
     arrays = {k: v.data.astype(np.float64) for k, v in graph.weights().items()}
     arrays["a/kernel"][1, 2] = 1e300
-    with pytest.raises(InputError, match=r"'a/kernel' holds NaN or Inf after the cast.*"
+    with pytest.raises(InputError, match=r"'a/kernel' contains NaN or Inf after the cast.*"
                                          r"position \(1, 2\)"):
         graph.set_weights(arrays, source="w.npz")
     assert check_weight("a/kernel", np.zeros((4, 3)), (4, 3), "float32") is None
