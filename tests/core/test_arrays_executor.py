@@ -1,12 +1,10 @@
 """One array check (graphspec/io/arrays.py) and one executor (graphspec/runtime)."""
-import json
-
 import numpy as np
 import pytest
 
 import graphspec
 from graphspec.errors import InputError
-from graphspec.io.arrays import check_weight, dumps_strict, to_strict_json
+from graphspec.io.arrays import check_weight
 from graphspec.runtime import executor
 
 EMBED = """
@@ -144,12 +142,3 @@ def test_node_statistics_refuses_zero_rows_and_shows_every_tensor():
         executor.node_statistics(model, {"x": np.zeros((0, 4), np.float32)})
     stats = executor.node_statistics(model, {"x": np.ones((3, 4), np.float32)}, seed=0)
     assert len(stats) == 3 and all(s["shape"][0] == 3 for s in stats.values())
-
-
-def test_strict_json_has_no_bare_nan():
-    obj = {"loss": [1.0, float("nan"), float("inf")], "x": np.float32(-np.inf),
-           "a": np.arange(2)}
-    text = dumps_strict(obj)
-    parsed = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c}"))
-    assert parsed == {"loss": [1.0, "NaN", "Infinity"], "x": "-Infinity", "a": [0, 1]}
-    assert to_strict_json((1, 2)) == [1, 2]
