@@ -134,6 +134,10 @@ def test_predict_batches_streams_memmapped_rows(tmp_path):
     assert [b["y"].shape[0] for b in batches] == [4, 4, 2]
     whole = model.predict(x)["y"]
     np.testing.assert_allclose(np.concatenate([b["y"] for b in batches]), whole, rtol=1e-6)
+    bad = x.copy()
+    bad[7, 0] = np.nan
+    with pytest.raises(InputError, match=r"at row 107, position \(107, 0\)"):
+        list(executor.predict_batches(model, {"x": bad}, 4, offset=100))
 
 
 def test_node_statistics_refuses_zero_rows_and_shows_every_tensor():
