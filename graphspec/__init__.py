@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 # command imports this package first, and `graphspec --help` must not pay for numpy.
 _LAZY = {"load": "api", "loads": "api", "validate": "api", "GraphspecError": "errors",
          "InputError": "errors", "SpecError": "errors", "SpecErrors": "errors",
+         "TrainingInterrupted": "errors",
          "diff_specs": "review.diff", "SpecDiff": "review.diff"}
 
 __all__ = list(_LAZY)

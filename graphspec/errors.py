@@ -49,7 +49,10 @@ class TrainingInterrupted(GraphspecError):
 
     def __init__(self, path, mid_step: bool = False):
         self.path, self.mid_step = path, mid_step
-        if mid_step:
+        if mid_step and path is None:
+            message = ("training interrupted inside a weight update, before the first "
+                       "epoch's checkpoint: nothing to resume from")
+        elif mid_step:
             message = (f"training interrupted inside a weight update; resume from the last "
                        f"epoch checkpoint {path} with --resume")
         else:

@@ -118,7 +118,10 @@ class Graph:
 
     # -- introspection ------------------------------------------------------------------
     def nodes(self, model: str | None = None, layer: str | None = None) -> list:
-        """Every node of every layer instance, in call order (``inspect-nodes``)."""
+        """Every node of every layer instance, in call order (``inspect-nodes``); an
+        unknown ``model`` is an error, as everywhere else."""
+        if model is not None:
+            self.model(model)
         out = []
         for candidate in list(self.layers.values()) + list(self.models.values()):
             if layer is not None and candidate.name != layer:

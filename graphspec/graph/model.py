@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from ..errors import ShapeError
 from ..io.arrays import check_inputs, shapes_compatible
+from ..io.arrays import format_shape as _fmt  # noqa: F401  (engines/ imports it from here)
 from ..layers.base import CallContext
 from .walk import iter_layers
 from .walk import param_count as walk_param_count

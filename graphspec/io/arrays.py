@@ -18,9 +18,6 @@ and, through ``index_limits()``, the valid range of its integer inputs.
 """
 from __future__ import annotations
 
-import json
-import math
-
 import numpy as np
 
 from ..errors import InputError
@@ -81,7 +78,7 @@ def as_float(value, dtype, what: str, offset: int = 0) -> np.ndarray:
             overflow = bool(np.isfinite(original))
             why = (f" after the cast to {np.dtype(dtype).name} ({_show(original)} overflows "
                    "it)" if overflow else f" ({_show(original)})")
-            raise InputError(f"{what} holds NaN or Inf{why} at {_where(pos, offset)}; "
+            raise InputError(f"{what} contains NaN or Inf{why} at {_where(pos, offset)}; "
                              "graphspec needs finite numbers")
     return out
 
@@ -104,7 +101,8 @@ def as_indices(value, dtype, what: str, limit: tuple | None = None,
             if bad.any():
                 pos = _first(bad)
                 raise InputError(f"{what} holds {_show(array[pos])} at {_where(pos, offset)}: "
-                                 f"integer indices are needed (valid: {low}..{high}{reason})")
+                                 "a non-integer value where integer indices are needed "
+                                 f"(valid: {low}..{high}{reason})")
         with np.errstate(invalid="ignore"):
             bad = (array < low) | (array > high)
         if bad.any():
@@ -190,31 +188,3 @@ def check_weight(key: str, value, shape: tuple, dtype, source: str = "weights") 
     except InputError as exc:
         return str(exc)
     return None
-
-
-# -- JSON out ---------------------------------------------------------------------------------
-def to_strict_json(obj):
-    """``obj`` made valid for a strict JSON parser (RFC 8259 has no NaN or Infinity).
-
-    Non-finite floats become strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` (the
-    spelling JavaScript and Python's lenient parsers use, so the value is still
-    recognisable); numpy scalars and arrays become Python numbers and lists; tuples
-    become lists. Everything else is returned as it is. Serialise the result with
-    ``json.dumps(..., allow_nan=False)`` to be sure.
-    """
-    if isinstance(obj, dict):
-        return {str(k): to_strict_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_strict_json(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_strict_json(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
-    return obj
-
-
-def dumps_strict(obj, **kwargs) -> str:
-    """``json.dumps`` of :func:`to_strict_json` (``obj``), refusing any NaN left."""
-    return json.dumps(to_strict_json(obj), allow_nan=False, **kwargs)

@@ -104,14 +104,15 @@ def batch_rows(size: int, batch_size: int | None) -> Iterator[slice]:
 
 
 def predict_batches(model, arrays: dict, batch_size: int | None = None, *,
-                    seed: int | None = None, rng=None,
-                    allow_nonfinite: bool = False) -> Iterator[dict]:
+                    seed: int | None = None, rng=None, allow_nonfinite: bool = False,
+                    offset: int = 0) -> Iterator[dict]:
     """Outputs by name, one dict per batch of rows, in order.
 
     ``arrays``: input arrays (or array-likes with ``shape`` and slicing) keyed by input
     name, all with the same number of rows. Each batch is checked when it is read
     (dtype, shape, range, finiteness after the cast; errors give the row in the whole
-    array), so a memory-mapped input is never read whole.
+    array), so a memory-mapped input is never read whole. ``offset``: the row number of
+    ``arrays``' first row in a larger whole (an engine's chunk), for error messages.
     """
     arrays = _by_name(model, arrays)
     for tensor in model.inputs:      # shapes first: no rows are read for a wrong rank
@@ -123,11 +124,12 @@ def predict_batches(model, arrays: dict, batch_size: int | None = None, *,
                          f"({', '.join(f'{k}: {v}' for k, v in sizes.items())})")
     ctx = context(model, rng=rng, seed=seed)
     for rows in batch_rows(size, batch_size):
-        feeds = check_inputs(model, {k: a[rows] for k, a in arrays.items()},
-                             offset=rows.start)
+        first = offset + rows.start
+        feeds = check_inputs(model, {k: a[rows] for k, a in arrays.items()}, offset=first)
         values = run(model, feeds, ctx)
         if not allow_nonfinite:
-            where = f" (rows {rows.start}..{rows.stop - 1})" if rows.stop > rows.start else ""
+            where = f" (rows {first}..{offset + rows.stop - 1})" \
+                if rows.stop > rows.start else ""
             check_finite_outputs(model, values, where)
         yield outputs(model, values)
 

@@ -195,8 +195,12 @@ def build_job(graph, job_name: str | None = None, model_name: str | None = None,
         job.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     if problems.items:
         path, message = problems.items[0]
-        where = ".".join(str(p) for p in ("training", job_name) + path) if job_name else "job"
         more = f" (and {len(problems.items) - 1} more problem(s))" if len(problems.items) > 1 else ""
+        given = {k for k, v in (overrides or {}).items() if v is not None}
+        if path and path[0] in given:
+            # It came from a flag (or compile()), not from the file: name the option.
+            raise TrainingConfigError(f"--{str(path[0]).replace('_', '-')}: {message}{more}")
+        where = ".".join(str(p) for p in ("training", job_name) + path) if job_name else "job"
         raise TrainingConfigError(f"{graph.file}: {where}: {message}{more}")
     return job
 

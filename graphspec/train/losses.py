@@ -172,21 +172,23 @@ def _class_ids(y_true, y_pred: Variable) -> np.ndarray:
     if data.ndim == y_pred.data.ndim and data.shape[-1] == 1:
         data = data.reshape(data.shape[:-1])
     if data.shape != expected:
+        hint = ("; these look like one-hot labels: use categorical_crossentropy for them"
+                if data.shape == tuple(y_pred.shape) else "")
         raise InputError(f"sparse targets of shape {data.shape} do not match predictions of "
                          f"shape {y_pred.shape}: expected integer class ids of shape "
-                         f"{expected} or {expected + (1,)}")
+                         f"{expected} or {expected + (1,)}{hint}")
     if data.dtype.kind == "f":
         if not np.all(np.isfinite(data)) or np.any(data != np.round(data)):
             raise InputError("sparse targets must be integer class ids, got non-integer "
                              "values")
     elif data.dtype.kind not in "iub":
         raise InputError(f"sparse targets must be integer class ids, got dtype {data.dtype}")
-    ids = data.astype(np.int64)
     classes = y_pred.shape[-1]
-    if ids.size and (ids.min() < 0 or ids.max() >= classes):
+    # Range first, on the values as given: a cast first would wrap 1e20 to -2**63.
+    if data.size and (data.min() < 0 or data.max() >= classes):
         raise InputError(f"sparse target class ids must be in [0, {classes}), got values "
-                         f"from {ids.min()} to {ids.max()}")
-    return ids
+                         f"from {str(data.min())} to {str(data.max())}")
+    return data.astype(np.int64)
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -> Variable:

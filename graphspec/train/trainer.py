@@ -14,10 +14,8 @@ is checked once, by :mod:`graphspec.io.arrays`; checkpoints and resuming live in
 """
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import threading
+import os
 import warnings
 
 import numpy as np
@@ -28,6 +26,7 @@ from ..errors import GraphspecError, InputError, TrainingInterrupted
 from ..io.arrays import check_inputs, check_target
 from ..runtime import executor
 from . import checkpoint
+from .loop import DeferredInterrupt, EpochSums, split_validation
 from .losses import reduce_loss
 from .metrics import get_metric, reduce_metric
 from .progress import ProgressBar
@@ -47,33 +46,6 @@ def _scalar(value) -> float:
     return float(np.asarray(data, dtype=np.float64).mean())
 
 
-class EpochSums:
-    """Running, sample-weighted sums of one epoch's batch logs. Skipped batches (a
-    non-finite loss under ``on_nan="skip"``) are counted, not averaged in."""
-
-    def __init__(self, sums=None, seen: int = 0, skipped: int = 0):
-        self.sums, self.seen, self.skipped = dict(sums or {}), int(seen), int(skipped)
-
-    def add(self, logs: dict, rows: int) -> None:
-        if logs.get("skipped"):
-            self.skipped += 1
-            return
-        for k, v in logs.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v * rows
-        self.seen += rows
-
-    def logs(self, state: dict, count_skipped: bool) -> dict:
-        out = {k: v / self.seen for k, v in self.sums.items()} if self.seen else \
-            {"loss": float("nan")}
-        out.update(state)
-        if count_skipped:
-            out["skipped"] = float(self.skipped)
-        return out
-
-    def as_dict(self) -> dict:
-        return {"sums": self.sums, "seen": self.seen, "skipped": self.skipped}
-
-
 class Trainer:
     def __init__(self, graph, job):
         self.graph = graph
@@ -85,7 +57,8 @@ class Trainer:
         self.last_epoch_logs: dict = {}     # the figures of the last epoch this run trained
         self.last_fit_params: dict = {}
         self._warned = False
-        self._sigint = False
+        self.interrupt = DeferredInterrupt()   # Ctrl-C waits for the step to end
+        self._updating = False      # inside a weight update: not a consistent state
 
     def set_job(self, job) -> None:
         """Use ``job`` (resuming may rebuild the job from the checkpoint's settings)."""
@@ -217,6 +190,7 @@ class Trainer:
         return self._step(checked, checked_targets, rng, on_nan, where)
 
     def _step(self, inputs: dict, targets: dict, rng=None, on_nan="stop", where="") -> dict:
+        self._updating = False
         rng = rng if rng is not None else self.graph.rng()
         self._set_requires_grad()
         ctx = executor.context(self.model, training=True, rng=rng, frozen=self.frozen,
@@ -299,7 +273,7 @@ class Trainer:
         run = checkpoint.run_config(self, settings, {**inputs, **targets}) \
             if checkpoint_dir else None
         self._warn_if_nothing_trains()
-        with self._deferred_sigint(bool(checkpoint_dir)):
+        with self.interrupt.deferred(bool(checkpoint_dir)):
             self._epochs(inputs, targets, size, settings, position, run, checkpoint_dir,
                          on_nan, verbose, stream)
         return self.history
@@ -320,7 +294,7 @@ class Trainer:
     def _epochs(self, inputs, targets, size, settings, position, run, checkpoint_dir,
                 on_nan, verbose, stream):
         batch_size, seed = settings["batch_size"], settings["seed"]
-        train_idx, val_idx = _split(size, settings["validation_split"])
+        train_idx, val_idx = split_validation(size, settings["validation_split"])
         steps = math.ceil(len(train_idx) / batch_size)
         self.last_fit_params = {"epochs": settings["epochs"], "batch_size": batch_size,
                                 "steps": steps}
@@ -337,8 +311,7 @@ class Trainer:
                 idx = order[b * batch_size:(b + 1) * batch_size]
                 before = rng.bit_generator.state
                 try:
-                    if self._sigint:
-                        raise KeyboardInterrupt
+                    self.interrupt.raise_if_pending()
                     logs = self._step({k: v[idx] for k, v in inputs.items()},
                                       {k: v[idx] for k, v in targets.items()}, rng,
                                       on_nan, f" at epoch {epoch + 1}, batch {b + 1}")
@@ -360,48 +333,24 @@ class Trainer:
             self.epoch = epoch + 1
             self.last_epoch_logs = epoch_logs
             if checkpoint_dir:
-                checkpoint.save(self, checkpoint_dir, run, None)
+                path = checkpoint.save(self, checkpoint_dir, run, None)
+                if self.interrupt.take() and self.epoch < settings["epochs"]:
+                    raise TrainingInterrupted(path)   # Ctrl-C during validation or save
 
     def _interrupted(self, checkpoint_dir, run, where):
         """KeyboardInterrupt inside fit: save where we are (if we can), then say so."""
-        self._sigint = False
+        self.interrupt.take()
         if not checkpoint_dir:
             raise KeyboardInterrupt
-        if getattr(self, "_updating", False):
+        if self._updating:
             # Interrupted inside a weight update: the weights are half-updated, so the
-            # position cannot be saved; the last epoch's checkpoint stands.
+            # position cannot be saved; the last epoch's checkpoint (if any) stands.
             self._updating = False
-            raise TrainingInterrupted(checkpoint.path_in(checkpoint_dir), mid_step=True) \
-                from None
+            last = checkpoint.path_in(checkpoint_dir)
+            raise TrainingInterrupted(last if os.path.exists(last) else None,
+                                      mid_step=True) from None
         path = checkpoint.save(self, checkpoint_dir, run, where)
         raise TrainingInterrupted(path) from None
-
-    @contextlib.contextmanager
-    def _deferred_sigint(self, enabled: bool):
-        """With a checkpoint to write, a first Ctrl-C stops training at the next batch
-        boundary (a step is never cut in half); a second one stops at once."""
-        if not enabled or threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        try:
-            previous = signal.getsignal(signal.SIGINT)
-        except ValueError:
-            previous = None
-        if previous is not signal.default_int_handler:
-            yield               # someone else handles SIGINT: leave it to them
-            return
-
-        def handler(signum, frame):
-            if self._sigint:
-                raise KeyboardInterrupt
-            self._sigint = True
-        self._sigint = False
-        signal.signal(signal.SIGINT, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-            self._sigint = False
 
     # -- checkpoints ---------------------------------------------------------------------
     def state_arrays(self) -> dict:
@@ -414,15 +363,3 @@ class Trainer:
                                         "seed": seed}))
         return checkpoint.save(self, directory, checkpoint.run_config(self, settings, {}),
                                None)
-
-
-def _split(size, validation_split):
-    """Keras takes the validation samples from the end, before any shuffling."""
-    if not 0 <= validation_split < 1:
-        raise InputError(f"validation_split must be in [0, 1), got {validation_split}")
-    n_val = int(size * validation_split) if validation_split else 0
-    if n_val >= size:
-        raise InputError(f"validation_split {validation_split} leaves no training samples "
-                         f"out of {size}; use a smaller split or more data")
-    indices = np.arange(size)
-    return indices[: size - n_val], indices[size - n_val:]

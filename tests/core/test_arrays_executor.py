@@ -1,12 +1,10 @@
 """One array check (graphspec/io/arrays.py) and one executor (graphspec/runtime)."""
-import json
-
 import numpy as np
 import pytest
 
 import graphspec
 from graphspec.errors import InputError
-from graphspec.io.arrays import check_weight, dumps_strict, to_strict_json
+from graphspec.io.arrays import check_weight
 from graphspec.runtime import executor
 
 EMBED = """
@@ -76,7 +74,7 @@ def test_weight_overflowing_float32_is_refused():
     graph = graphspec.loads(MLP, seed=0)
     arrays = {k: v.data.astype(np.float64) for k, v in graph.weights().items()}
     arrays["a/kernel"][1, 2] = 1e300
-    with pytest.raises(InputError, match=r"'a/kernel' holds NaN or Inf after the cast.*"
+    with pytest.raises(InputError, match=r"'a/kernel' contains NaN or Inf after the cast.*"
                                          r"position \(1, 2\)"):
         graph.set_weights(arrays, source="w.npz")
     assert check_weight("a/kernel", np.zeros((4, 3)), (4, 3), "float32") is None
@@ -136,6 +134,10 @@ def test_predict_batches_streams_memmapped_rows(tmp_path):
     assert [b["y"].shape[0] for b in batches] == [4, 4, 2]
     whole = model.predict(x)["y"]
     np.testing.assert_allclose(np.concatenate([b["y"] for b in batches]), whole, rtol=1e-6)
+    bad = x.copy()
+    bad[7, 0] = np.nan
+    with pytest.raises(InputError, match=r"at row 107, position \(107, 0\)"):
+        list(executor.predict_batches(model, {"x": bad}, 4, offset=100))
 
 
 def test_node_statistics_refuses_zero_rows_and_shows_every_tensor():
@@ -144,12 +146,3 @@ def test_node_statistics_refuses_zero_rows_and_shows_every_tensor():
         executor.node_statistics(model, {"x": np.zeros((0, 4), np.float32)})
     stats = executor.node_statistics(model, {"x": np.ones((3, 4), np.float32)}, seed=0)
     assert len(stats) == 3 and all(s["shape"][0] == 3 for s in stats.values())
-
-
-def test_strict_json_has_no_bare_nan():
-    obj = {"loss": [1.0, float("nan"), float("inf")], "x": np.float32(-np.inf),
-           "a": np.arange(2)}
-    text = dumps_strict(obj)
-    parsed = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c}"))
-    assert parsed == {"loss": [1.0, "NaN", "Infinity"], "x": "-Infinity", "a": [0, 1]}
-    assert to_strict_json((1, 2)) == [1, 2]

@@ -2,6 +2,7 @@
 graph/ never imports train/ (ARCHITECTURE.md). Read from the source with ast, so
 imports inside functions count too: a lazy import is still a dependency."""
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -45,14 +46,20 @@ def _imports(name: str, path: Path, known: dict) -> set:
     return found
 
 
-def _graph(level) -> dict:
+@functools.lru_cache(maxsize=None)
+def _module_edges(root: Path) -> tuple:
+    """(module, imported module) pairs of the package at ``root``, parsed once."""
     known = _modules()
+    return tuple((name, target) for name, path in known.items()
+                 for target in _imports(name, path, known))
+
+
+def _graph(level) -> dict:
     edges = {}
-    for name, path in known.items():
-        for target in _imports(name, path, known):
-            a, b = level(name), level(target)
-            if a and b and a != b:
-                edges.setdefault(a, set()).add(b)
+    for name, target in _module_edges(ROOT):
+        a, b = level(name), level(target)
+        if a and b and a != b:
+            edges.setdefault(a, set()).add(b)
     return edges
 
 

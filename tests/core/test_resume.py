@@ -163,3 +163,51 @@ def test_crafted_checkpoint_fields_are_refused_in_one_line(tmp_path, change, wha
         resume(ck)
     message = str(info.value)
     assert what in message and "\n" not in message
+
+
+def test_ctrl_c_inside_a_step_waits_for_the_step_to_finish(tmp_path, monkeypatch):
+    import os
+    import signal
+    straight = load()
+    straight.models["m"].fit(data(), job="adam_job", epochs=2, batch_size=5, seed=3,
+                             verbose=False)
+    original, calls = Trainer._step, {"n": 0}
+
+    def signalling(self, *args, **kwargs):
+        calls["n"] += 1
+        result = original(self, *args, **kwargs)
+        if calls["n"] == 3:     # SIGINT arrives while step 3 is still running
+            os.kill(os.getpid(), signal.SIGINT)
+        return result
+    monkeypatch.setattr(Trainer, "_step", signalling)
+    with pytest.raises(TrainingInterrupted) as info:
+        load().models["m"].fit(data(), job="adam_job", epochs=2, batch_size=5, seed=3,
+                               verbose=False, checkpoint_dir=tmp_path / "ck")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with np.load(info.value.path) as archive:
+        position = json.loads(archive["trainer/progress"].tobytes())["position"]
+    assert (position["epoch"], position["batch"]) == (0, 3)   # step 3 completed
+    monkeypatch.setattr(Trainer, "_step", original)
+    resumed, _ = resume(tmp_path / "ck")
+    for key, value in weights(straight).items():
+        np.testing.assert_array_equal(value, resumed.weights()[key].data)
+
+
+def test_an_interrupt_inside_the_weight_update_keeps_the_epoch_checkpoint(tmp_path,
+                                                                         monkeypatch):
+    from graphspec.train.optimizers import Optimizer
+    original, calls = Optimizer.apply, {"n": 0}
+
+    def interrupting(self, params):
+        calls["n"] += 1
+        if calls["n"] == 7:                  # epoch 2, after the epoch-1 checkpoint
+            raise KeyboardInterrupt
+        return original(self, params)
+    monkeypatch.setattr(Optimizer, "apply", interrupting)
+    with pytest.raises(TrainingInterrupted) as info:
+        load().models["m"].fit(data(), job="adam_job", epochs=2, batch_size=5, seed=3,
+                               verbose=False, checkpoint_dir=tmp_path / "ck")
+    assert info.value.mid_step and str(info.value.path).endswith("checkpoint.npz")
+    with np.load(info.value.path) as archive:
+        assert int(archive["trainer/epoch"]) == 1
+        assert json.loads(archive["trainer/progress"].tobytes())["position"] is None

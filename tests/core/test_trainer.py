@@ -96,3 +96,20 @@ def test_training_a_model_without_trainable_weights_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load().models["m"].fit(data(), epochs=1, verbose=False, seed=0)
+
+
+def test_an_option_error_names_the_option_not_a_spec_path():
+    with pytest.raises(graphspec.GraphspecError, match=r"^--loss: unknown loss"):
+        load().trainer("sgd_job", loss="msee")
+
+
+def test_one_hot_labels_to_a_sparse_loss_suggest_categorical():
+    model = load().models["m"]
+    with pytest.raises(InputError, match="one-hot labels: use categorical_crossentropy"):
+        model.compile(loss="sparse_categorical_crossentropy", optimizer="sgd")
+        model.fit(data()["x"], np.eye(2)[np.arange(24) % 2], epochs=1, verbose=False, seed=0)
+
+
+def test_unknown_model_in_node_listing_is_an_error():
+    with pytest.raises(InputError, match="no model 'nope'"):
+        load().nodes(model="nope")

@@ -132,3 +132,15 @@ models:
     calls: [{layer: d, in: x, out: y}]
     outputs: [y]
 """)
+
+
+def test_build_command_counts_what_the_trainer_updates():
+    from click.testing import CliRunner
+
+    from graphspec.cli import main
+    result = CliRunner().invoke(main, ["build", str(SPECS / "container_trainable.yaml"),
+                                       "--set", "encoder_trainable=false"])
+    assert result.exit_code == 0, result.output
+    regressor = result.output[result.output.index('Model: "regressor"'):]
+    assert "Trainable params: 5\n" in regressor
+    assert "Non-trainable params: 16" in regressor
