@@ -3,7 +3,7 @@
 Inputs become dask arrays chunked along the batch axis (a ``.npy`` source is read by
 each chunk on its worker, a window of its own rows; a dask array is rechunked; an
 in-memory array is sliced on the client). Each chunk runs
-:func:`~graphspec.engines.embedded.predict_rows` or ``evaluate_rows`` — the very code
+:func:`~graphspec.engines.embedded.predict_batches` or ``evaluate_rows`` — the very code
 the embedded engine runs — on a model compiled on the worker from a
 :class:`~.bundle.ModelBundle` shipped to every worker once per run (a worker plugin,
 :mod:`~.dask_plugin`).
@@ -166,7 +166,7 @@ def predict_chunk(bundle_key: str, blocks: dict, start: int, stop: int,
     try:
         model = shipped(bundle_key).model()
         sources = {n: _check_block(n, b, start, stop) for n, b in blocks.items()}
-        parts = [out for _, out in embedded.predict_rows(
+        parts = [out for _, out in embedded.predict_batches(
             model, sources, batch_size, seed, start, allow_nonfinite)]
         return {name: np.concatenate([p[name] for p in parts])
                 for name in model.output_names}

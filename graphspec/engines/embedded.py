@@ -5,8 +5,8 @@ Inputs are in-memory arrays or ``.npy`` files read through memory-mapped windows
 batch. Peak memory is one window of input rows plus one batch through the model,
 whatever the number of rows.
 
-``predict_rows`` and ``evaluate_rows`` — run every row of some sources in batches — are
-the per-chunk work of every engine: the Dask engine maps exactly these functions over
+``predict_batches`` and ``evaluate_rows`` — run every row of some sources in batches —
+are the per-chunk work of every engine: the Dask engine maps exactly these functions over
 its chunks, so the same rows in the same batches give the same bits on either engine.
 Both run the model through the one executor (:mod:`graphspec.runtime.executor`), which
 checks each batch as it is read (dtype, shape, index range, finiteness after the cast)
@@ -150,12 +150,6 @@ def _row_count(sources: dict) -> int:
 
 
 # -- what one engine task runs -------------------------------------------------------------
-def predict_rows(model, sources: dict, batch_size: int, seed=None, first_row: int = 0,
-                 allow_nonfinite: bool = False):
-    """``(row, outputs)`` per batch of every row of ``sources`` (see predict_batches)."""
-    yield from predict_batches(model, sources, batch_size, seed, first_row, allow_nonfinite)
-
-
 def evaluate_rows(trainer, sources: dict, batch_size: int, seed=None, first_row: int = 0,
                   allow_nonfinite: bool = False):
     """Per-batch ``(logs, rows)`` of every row of ``sources``, in row order.
@@ -188,8 +182,8 @@ def predict(model, inputs, output=None, batch_size: int = 32, seed=None,
     sink = RowSink(output, model.output_names, rows)
     bar = RowsProgress("predict", rows, enabled=progress is not False, stream=stream)
     try:
-        for first, outputs in predict_rows(model, sources, batch_size, seed,
-                                           allow_nonfinite=allow_nonfinite):
+        for first, outputs in predict_batches(model, sources, batch_size, seed,
+                                              allow_nonfinite=allow_nonfinite):
             sink.write(first, outputs)
             bar.advance(len(next(iter(outputs.values()))))
         result = sink.commit()
