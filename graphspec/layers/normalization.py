@@ -70,16 +70,19 @@ class Normalization(Layer):
         return tuple(shape[a] for a in self.kept_axes(len(shape)))
 
     def _given(self, arg, stat_shape):
-        """The ``mean``/``variance`` argument broadcast to ``stat_shape`` (Keras: its axes
-        are the last kept axes), or None when not given."""
+        """The ``mean``/``variance`` argument as an array that broadcasts to
+        ``stat_shape`` (Keras: its axes are the last kept axes), or None when not given.
+        Not broadcast here: the weight's size is checked before anything that large is
+        allocated."""
         value = self.config.get(arg)
         if value is None:
             return None
         try:
             array = np.asarray(value, dtype=np.float64)
-            if array.ndim > len(stat_shape):
+            if array.ndim > len(stat_shape) or \
+                    np.broadcast_shapes(array.shape, stat_shape) != tuple(stat_shape):
                 raise ValueError
-            return np.broadcast_to(array, stat_shape).copy()
+            return array
         except ValueError:
             raise ShapeError(f"{self.TYPE} layer '{self.name}': {arg} must be a number or a "
                              f"list that broadcasts to the statistics' shape {stat_shape}"
@@ -89,10 +92,9 @@ class Normalization(Layer):
         stat = self._stat_shape(tuple(input_shapes[0]))
         mean, variance = self._given("mean", stat), self._given("variance", stat)
         return [
-            WeightSpec("mean", stat, "zeros" if mean is None else (lambda s, rng: mean),
+            WeightSpec("mean", stat, "zeros" if mean is None else _filled(mean),
                        trainable=False),
-            WeightSpec("variance", stat,
-                       "ones" if variance is None else (lambda s, rng: variance),
+            WeightSpec("variance", stat, "ones" if variance is None else _filled(variance),
                        trainable=False)]
 
     def forward(self, inputs, ctx):
@@ -108,3 +110,8 @@ class Normalization(Layer):
         if self.invert:
             return [ops.add(mean, ops.mul(x, std))]
         return [ops.div(ops.sub(x, mean), std)]
+
+
+def _filled(array):
+    """An initializer giving ``array`` broadcast to the weight's shape."""
+    return lambda shape, rng: np.broadcast_to(array, shape).copy()

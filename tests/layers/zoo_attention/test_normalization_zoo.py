@@ -337,3 +337,20 @@ models:
     errors = [e.format() for e in graphspec.validate(path)]
     assert len(errors) == 1 and errors[0].startswith(f"{path}:3:") and message in errors[0], \
         errors
+
+
+def test_given_statistics_are_not_broadcast_before_the_weight_size_check():
+    """mean/variance given as numbers on huge axes: refused by the size limit, at once."""
+    with pytest.raises(graphspec.errors.SpecErrors, match="weight 'n/mean' of shape "
+                                                          "\\(16777216, 16777216\\) is larger"):
+        graphspec.loads("""
+graphspec: 1
+models:
+  m:
+    inputs:
+      x: {shape: [16777216, 16777216]}
+    calls:
+      - {layer: {type: Normalization, name: n, axis: [1, 2], mean: 1.0, variance: 2.0},
+         in: x, out: y}
+    outputs: [y]
+""", seed=0)
