@@ -200,5 +200,6 @@ def sweep(spec, data, grid, job_name, epochs, seed, output, engine, scheduler, w
         save_json(output, report)
         click.echo(f"saved {len(report['results'])} results to {output}", err=True)
     best = report["results"][0]
+    score = "failed" if best["score"] is None else f"{report['score']} {best['score']:.4f}"
     click.echo(f"best: {', '.join(f'{k}={v}' for k, v in best['params'].items())} "
-               f"({report['score']} {best['score']})", err=True)
+               f"({score})", err=True)
