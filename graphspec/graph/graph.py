@@ -109,9 +109,10 @@ class Graph:
         if problems:
             shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more"
                                                if len(problems) > 5 else "")
+            spec = "SPEC" if str(self.file).startswith("<") else self.file   # loads(): no file
             raise InputError(f"{source} does not match the spec: {shown} (was it written "
                              "for another spec or other --set params? compare with "
-                             f"`graphspec inspect-nodes {self.file} --weights {source}`)")
+                             f"`graphspec inspect-nodes {spec} --weights {source}`)")
         for key, var in self.weights().items():
             if key in specs:
                 var.data = arrays[key].astype(self.dtype, copy=True)
