@@ -277,7 +277,7 @@ class _Importer:
                 if "default" not in schema[key] or value != schema[key]["default"]:
                     out[key] = value
             elif key in converter.keras_only:
-                if converter.keras_only[key] != _plain(value):   # Either compares itself
+                if _plain(value) != converter.keras_only[key]:
                     self.fail(here, f"{cls} argument {key}={value!r} is not supported by "
                                   f"graphspec (only {converter.keras_only[key]!r})")
             else:

@@ -6,7 +6,7 @@ a layer converts by name. What an entry adds:
 
 - ``keras_only``: arguments Keras has and graphspec does not, with the value under
   which graphspec computes the same thing (``data_format: channels_last``, no
-  constraints, no dropout inside a recurrent layer; :class:`Either` for several).
+  constraints, no dropout inside a recurrent layer).
   Another value is refused by name.
 - ``vars`` (or ``groups``): the Keras variables of the layer, in the order Keras writes
   them to ``model.weights.h5`` (``layers/<group>/<sub-path>/vars/0..n``), as graphspec
@@ -91,19 +91,6 @@ class Converter:
         return [(self.sub_path, self.weight_names(config))]
 
 
-class Either:
-    """A Keras-only argument that graphspec computes the same way at several values."""
-
-    def __init__(self, *values):
-        self.values = values
-
-    def __eq__(self, other):
-        return other in self.values
-
-    def __repr__(self):
-        return " or ".join(map(repr, self.values))
-
-
 def _mha_groups(c):
     bias = c.get("use_bias", True)
     return [(f"{keras}_dense", [f"{ours}_kernel"] + ([f"{ours}_bias"] if bias else []))
@@ -168,11 +155,9 @@ CONVERTERS = _table(
               call_args=("use_causal_mask", "return_attention_scores")),
     Converter("AdditiveAttention", {"seed": None}, _attention_vars,
               call_args=("use_causal_mask", "return_attention_scores")),
-    # attention_axes: None before Keras builds the layer, [1] after (rank-3 inputs)
     Converter("MultiHeadAttention", {"use_gate": False, "sliding_window": None,
                                      "activity_regularizer": None, "kernel_constraint": None,
-                                     "bias_constraint": None, "seed": None,
-                                     "attention_axes": Either(None, [1], 1)},
+                                     "bias_constraint": None, "seed": None},
               groups=_mha_groups, positional=2,
               call_args=("use_causal_mask", "return_attention_scores", "attention_mask"),
               call_tensors=("key", "attention_mask")),
