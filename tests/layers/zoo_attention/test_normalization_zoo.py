@@ -6,6 +6,7 @@ shapes with unknown sizes; errors."""
 import numpy as np
 import pytest
 from gradcheck import check_gradients
+from torch_report import worst_error_reporter
 from zoo_reference import WORST, build, compare_with_keras, rel_err
 
 import graphspec
@@ -17,6 +18,7 @@ from graphspec.layers.registry import REGISTRY
 
 keras = pytest.importorskip("keras")
 torch = pytest.importorskip("torch")
+report_worst = worst_error_reporter(WORST)     # with -s: largest error per layer type
 
 
 def single(layer, tensors):
