@@ -228,7 +228,3 @@ def unique_group_names(class_names) -> list:
             used[base] = 0
             out.append(base)
     return out
-
-
-def graphspec_args(type_name: str) -> dict:
-    return REGISTRY[type_name].ARGS

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import compare_outputs, random_feeds
 from specs_util import SPECS
-from test_keras_import import BASE
+from test_keras_table import BASE
 
 from graphspec import api
 from graphspec.errors import InputError
