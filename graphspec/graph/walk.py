@@ -100,9 +100,3 @@ def trainable_weight_keys(root, freeze=()) -> list:
     """``layer/weight`` keys a job on ``root`` updates, in walk order."""
     return [f"{use.layer.name}/{name}" for use in iter_layers(root, freeze)
             for name in use.trainable_weight_names()]
-
-
-def frozen_layer_ids(root, freeze=()) -> frozenset:
-    """ids of the layers a job on ``root`` does not train (BatchNormalization runs them
-    in inference mode, as Keras does for a non-trainable layer)."""
-    return frozenset(id(use.layer) for use in iter_layers(root, freeze) if not use.trainable)
