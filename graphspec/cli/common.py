@@ -15,13 +15,13 @@ import secrets
 import sys
 
 import click
-import yaml
 
 from .. import api, errors
 from ..io.modelfile import load_weights, weights_source
 from ..errors import GraphspecError, InputError, SpecErrors
 from ..io.files import npz_bytes
 from ..runtime import memory
+from ..spec.loader import parse_scalar
 
 
 class Interrupted(KeyboardInterrupt):
@@ -68,7 +68,10 @@ def parse_params(values) -> dict:
         name, sep, raw = item.partition("=")
         if not sep or not name:
             raise click.BadParameter(f"'{item}' should look like NAME=VALUE", param_hint="--set")
-        value = yaml.safe_load(raw)
+        try:
+            value = parse_scalar(raw)        # as the spec would read it: 1e-3 is a number
+        except InputError:
+            value = None
         if not isinstance(value, (int, float, str, bool)):
             raise click.BadParameter(f"'{item}': VALUE must be a number, string or boolean",
                                      param_hint="--set")

@@ -18,11 +18,14 @@ from .common import fail, fill_weights, friendly_errors, open_spec, set_option
 EXPORTERS = {
     "onnx": ("graphspec.interop.onnx_export", "export_onnx",
              "ONNX, checked by the onnx package (runs in onnxruntime, TensorRT, ...)"),
+    "keras": ("graphspec.interop.keras_export", "export_keras",
+              "Keras 3 .keras (config + weights; keras.saving.load_model reads it)"),
 }
 
 
 def _per_model_paths(graph, output, model_name, fmt) -> list:
-    from ..interop.onnx_export import per_model_path
+    module = EXPORTERS[fmt][0]
+    per_model_path = importlib.import_module(module).per_model_path   # out.MODEL.<format>
     names = [graph.model(model_name).name] if model_name or len(graph.models) == 1 \
         else list(graph.models)
     return [per_model_path(output, name, len(names) > 1) for name in names]
@@ -50,21 +53,26 @@ def _per_model_paths(graph, output, model_name, fmt) -> list:
 @set_option
 @friendly_errors
 def export(spec, model_name, weights, fmt, output, opset, check_rows, params):
-    """Export a model with its weights to another format (ONNX).
+    """Export a model with its weights to another format (ONNX, Keras).
 
-    Inference only: Dropout is the identity, BatchNormalization uses its moving
+    ONNX is inference only: Dropout is the identity, BatchNormalization uses its moving
     statistics, the batch axis is the symbolic dimension `batch`, inputs and outputs
-    keep their spec names. A layer or expression function with no ONNX form is
-    refused with its location in the spec, and nothing is written.
+    keep their spec names. Keras gets the layers, shared instances, sub-models and
+    weights as a .keras archive. A layer or expression function the format cannot
+    express is refused with its location in the spec, and nothing is written.
 
     \b
     Examples:
       graphspec export specs/mlp.yaml --weights w.npz --format onnx -o mlp.onnx
       graphspec export specs/vae.yaml --model decoder --weights w.npz --format onnx -o dec.onnx
       graphspec export specs/vqa.yaml --weights w.npz --format onnx -o vqa.onnx --check 4
+      graphspec export specs/mlp.yaml --weights w.npz --format keras -o mlp.keras
     """
     if opset is not None and fmt != "onnx":
         raise click.BadParameter("--opset applies to --format onnx only", param_hint="--opset")
+    if check_rows and fmt != "onnx":
+        raise click.BadParameter("--check runs ONNX files in onnxruntime; for --format keras "
+                                 "load the file with keras.saving.load_model", param_hint="--check")
     guard_outputs({"-o": output}, {"SPEC": spec, "--weights": weights})
     graph = open_spec(spec, params, weights)
     targets = _per_model_paths(graph, output, model_name, fmt)

@@ -13,6 +13,7 @@ from ..runtime.executor import node_statistics
 from .common import (check_memory, fill_weights, friendly_errors, input_files, input_labels,
                      max_memory_option, open_spec, seed_option, set_option)
 from .data_commands import categories_option, columns_option, data_mapping
+from .scale_commands import engine_options, run_predict, wants_streaming
 
 
 @click.command()
@@ -70,25 +71,28 @@ allow_nonfinite_option = click.option(
 @columns_option
 @categories_option
 @click.option("-o", "--output", type=click.Path(),
-              help="Save outputs: .npz keyed by output name, or .csv (category names for "
-                   "outputs trained on categories).")
+              help="Save outputs: .npy (one output), .npz by output name or DIR/ (NAME.npy "
+                   "each), written batch by batch; or .csv (category names for outputs "
+                   "trained on categories).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Run this many rows at a time (default: all at once); lowers memory.")
+              help="Rows per step (default: 32 when streaming to -o .npy/.npz/DIR or on "
+                   "Dask, else all rows at once); lowers memory.")
 @allow_nonfinite_option
 @max_memory_option
 @seed_option
 @set_option
+@engine_options
 @friendly_errors
 def predict(spec, model_name, weights, inputs, data, columns, categories, output, batch_size,
-            allow_nonfinite, max_memory, seed, params):
+            allow_nonfinite, max_memory, seed, params, engine, scheduler, chunk_rows, workers):
     """Run one model on input arrays and print or save its outputs.
 
     \b
     Examples:
       graphspec predict specs/mlp.yaml --weights w.npz --input pixels=x.npy
       graphspec predict model.gspec.zip --data new_rows.csv -o predictions.csv
-      graphspec predict specs/multi_io.yaml --weights w.npz --input main_input=t.npy \\
-          --input aux_input=a.npy --batch-size 256 -o out.npz
+      graphspec predict specs/mlp.yaml --weights w.npz --input pixels=big.npy -o out.npy \\
+          --engine dask --scheduler tcp://head:8786
     """
     files = input_files(inputs)
     if not files and not data:
@@ -98,6 +102,18 @@ def predict(spec, model_name, weights, inputs, data, columns, categories, output
                                    **input_labels(files)})
     graph = open_spec(spec, params, weights)
     model = graph.model(model_name)
+    if not data and wants_streaming(output, engine):
+        # Batch by batch from memory-mapped .npy windows to -o on disk (or on Dask):
+        # memory is bounded by the batch, not by the rows.
+        check_memory(model, batch_size or 32, max_memory, weights)
+        seed = fill_weights(graph, seed, weights, warn_if_random=True)
+        outputs = run_predict(model, files, output, engine, batch_size, chunk_rows, scheduler,
+                              workers, seed, allow_nonfinite=allow_nonfinite)
+        if output:
+            click.echo(f"saved outputs {', '.join(model.output_names)} to {output}")
+        else:
+            _print_outputs(outputs)
+        return
     arrays = {name: load_npy(path) for name, path in files.items()}
     if data:
         mapping = data_mapping(graph, None, model.name, columns, categories) or None
@@ -117,9 +133,13 @@ def predict(spec, model_name, weights, inputs, data, columns, categories, output
         save_npz(output, outputs)
         click.echo(f"saved outputs {', '.join(outputs)} to {output}")
     else:
-        with np.printoptions(precision=6, suppress=True, threshold=200):
-            for name, value in outputs.items():
-                click.echo(f"{name} {value.shape}:\n{value}")
+        _print_outputs(outputs)
+
+
+def _print_outputs(outputs: dict) -> None:
+    with np.printoptions(precision=6, suppress=True, threshold=200):
+        for name, value in outputs.items():
+            click.echo(f"{name} {value.shape}:\n{value}")
 
 
 # -- inspect-nodes ----------------------------------------------------------------------

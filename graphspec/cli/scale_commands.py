@@ -178,17 +178,18 @@ def sweep(spec, data, grid, job_name, epochs, seed, output, engine, scheduler, w
     """Train one run per point of a grid over spec params; rank them best first.
 
     The ranking uses the job's last validation loss (with a validation split), else its
-    last training loss. With --engine dask every point is a task on the cluster.
+    last training loss. With --engine dask every point is a task on the cluster. In the
+    examples net.yaml declares params lr and units.
 
     \b
-    Examples (net.yaml declares params lr and units):
+    Examples:
       graphspec sweep net.yaml --data train.npz --set lr=0.001,0.003 --set units=64,128
       graphspec sweep net.yaml --data train/ --set lr=0.001,0.01 --epochs 5 -o sweep.json
       graphspec sweep net.yaml --data train.npz --set lr=0.01,0.1 --engine dask \\
           --scheduler tcp://head:8786
     """
     from ..engines.sweep import format_table, sweep as run_sweep
-    guard_outputs({"-o": [output] if output else []},
+    guard_outputs({"-o": output},
           {"SPEC": [spec], "--data": _data_paths(data)})
     if engine != "dask" and (scheduler or workers):
         raise click.UsageError("--scheduler and --workers only apply with --engine dask")

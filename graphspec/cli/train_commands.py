@@ -18,6 +18,7 @@ from .common import (INTERRUPTIONS, Interrupted, check_memory, fill_weights, fri
                      make_checkpoint_dir, max_memory_option, open_spec, seed_option, set_option)
 from .data_commands import categories_option, columns_option, data_mapping
 from .run_commands import allow_nonfinite_option
+from .scale_commands import engine_options, run_evaluate
 
 
 def _job_overrides(loss, epochs, batch_size, validation_split, freeze) -> dict:
@@ -186,9 +187,13 @@ def train(spec, model_name, job_name, data, epochs, batch_size, weights, output,
             raise Interrupted(_interrupted_note(exc, output, checkpoint_file)) from exc
         graph.save_weights(output, extra={**trainer.state_arrays(), **metadata_entry(
             graph, trainer.model.name, vocabularies=vocabularies, columns=mapping)})
-        final = {k: v[-1] for k, v in result.items()}
-        click.echo(f"trained '{trainer.model.name}' for {trainer.epoch} epoch(s): " +
-                   ", ".join(f"{k} {v:.4f}" for k, v in final.items()))
+        final = trainer.last_epoch_logs         # this run's last epoch, not the checkpoint's
+        if final:
+            click.echo(f"trained '{trainer.model.name}' for {trainer.epoch} epoch(s): " +
+                       ", ".join(f"{k} {v:.4f}" for k, v in final.items()))
+        else:
+            click.echo(f"the checkpoint already covers {trainer.epoch} epoch(s); nothing to "
+                       "train (raise --epochs to go on)")
         click.echo(f"saved weights to {output}")
         if history:
             save_json(history, result)
@@ -201,8 +206,9 @@ def train(spec, model_name, job_name, data, epochs, batch_size, weights, output,
 @click.option("--job", "job_name", help="Training job whose loss and metrics to use "
                                         "(default: the first).")
 @click.option("--data", required=True, type=click.Path(),
-              help="Data: an .npz keyed by the model's input and output names, or a CSV/"
-                   "Parquet file (columns mapped by the job's data: section or --columns).")
+              help="Data: an .npz keyed by the model's input and output names, a DIR/ of "
+                   "NAME.npy (streamed), or a CSV/Parquet file (columns mapped by the job's "
+                   "data: section or --columns).")
 @click.option("--weights", type=click.Path(), help="Trained weights (.npz) from train.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Samples per step; lowers memory.")
@@ -215,15 +221,18 @@ def train(spec, model_name, job_name, data, epochs, batch_size, weights, output,
 @max_memory_option
 @seed_option
 @set_option
+@engine_options
 @friendly_errors
 def evaluate(spec, model_name, job_name, data, weights, batch_size, loss, fmt, columns,
-             categories, allow_nonfinite, max_memory, seed, params):
+             categories, allow_nonfinite, max_memory, seed, params, engine, scheduler,
+             chunk_rows, workers):
     """Loss and metrics of a model on DATA (.npz, .csv, .parquet; no training).
 
     \b
     Examples:
       graphspec evaluate specs/mlp.yaml --weights w.npz --data test.npz
       graphspec evaluate specs/mlp.yaml --weights w.npz --data test.npz --format json
+      graphspec evaluate specs/mlp.yaml --weights w.npz --data test_dir/ --engine dask
       graphspec evaluate specs/shared_entry.yaml --model model_a --loss mse --weights w.npz --data d.npz
     """
     guard_outputs({}, {"SPEC": spec, "--weights": weights, "--data": data})
@@ -231,11 +240,22 @@ def evaluate(spec, model_name, job_name, data, weights, batch_size, loss, fmt, c
     job = _resolve_job(graph, job_name, model_name, {"loss": loss} if loss else {}, loss)
     check_memory(job.model, batch_size, max_memory, weights, reads={"--data": data})
     fill_weights(graph, seed, weights, warn_if_random=True)
-    mapping = data_mapping(graph, job_name, job.model.name, columns, categories)
-    arrays = read_data(data, mapping, metadata=graph.metadata)[0]
-    with _naming(data):
-        result = Trainer(graph, job).evaluate(arrays, batch_size,
-                                              allow_nonfinite=allow_nonfinite)
+    if engine == "dask" or os.path.isdir(data):
+        # Streamed over a DIR/ of NAME.npy (memory-mapped) or chunked on Dask: per-batch
+        # sums reduced to exactly the numbers the in-memory evaluation gives.
+        source = data if os.path.isdir(data) else read_data(
+            data, data_mapping(graph, job_name, job.model.name, columns, categories),
+            metadata=graph.metadata)[0]
+        result = run_evaluate(graph, source, job_name, model_name,
+                              {"loss": loss} if loss else {}, engine, batch_size, chunk_rows,
+                              scheduler, workers, seed, allow_nonfinite=allow_nonfinite,
+                              job=job)
+    else:
+        mapping = data_mapping(graph, job_name, job.model.name, columns, categories)
+        arrays = read_data(data, mapping, metadata=graph.metadata)[0]
+        with _naming(data):
+            result = Trainer(graph, job).evaluate(arrays, batch_size,
+                                                  allow_nonfinite=allow_nonfinite)
     if fmt == "json":
         click.echo(dumps_json(result, indent=2))
     else:

@@ -16,7 +16,9 @@ from specs_util import MLP, write_spec
 
 from graphspec.cli import main
 
-TRAINABLE_MLP = MLP + """
+# A param (width) so `sweep` has a grid to run.
+TRAINABLE_MLP = MLP.replace("graphspec: 1\n", "graphspec: 1\nparams:\n  width: 8\n").replace(
+    "units: 8,", 'units: "${width}",') + """
 training:
   default:
     model: mlp
@@ -59,10 +61,29 @@ COMMANDS = {
                     {"SPEC": "spec", "--weights": "weights"}, {"-o": "file"}),
     "init": Command(["init", "--data", "{csv}", "--target", "label", "-o", "{yaml_out}"],
                     {"--data": "csv"}, {"-o": "file"}),
+    "adapt": Command(["adapt", "{norm_spec}", "--data", "{data}", "-o", "{out}"],
+                     {"SPEC": "norm_spec", "--data": "data"}, {"-o": "file"}),
+    "import-keras": Command(["import-keras", "{keras}", "-o", "{yaml_out}"],
+                            {"MODEL.keras|CONFIG.json": "keras"},
+                            {"-o": "file", "--weights-out": "file"}),
+    "sweep": Command(["sweep", "{spec}", "--data", "{data}", "--set", "width=4", "--epochs",
+                      "1", "-o", "{json_out}"], {"SPEC": "spec", "--data": "data"},
+                     {"-o": "file"}),
     "export": Command(["export", "{spec}", "--weights", "{weights}", "--format", "onnx",
                        "-o", "{out}"], {"SPEC": "spec", "--weights": "weights"},
                       {"-o": "file"}),
 }
+
+
+def _keras_file(spec, weights, root):
+    """A .keras archive of the MLP (written by graphspec itself: keras is not needed)."""
+    import graphspec
+    from graphspec.interop.keras_export import export_keras
+    graph = graphspec.load(spec, seed=0)
+    graph.load_weights(weights)
+    path = root / "m.keras"
+    export_keras(graph, path)
+    return path
 
 
 def run(argv):
@@ -84,11 +105,16 @@ def files(tmp_path_factory):
     np.savez(root / "data" / "checkpoint.npz", x=rng.normal(size=(8, 4)).astype(np.float32),
              probs=rng.integers(0, 3, 8))
     (root / "h.json").write_text('{"loss": [1.0, 0.5]}')
+    norm_spec = write_spec(root, MLP.replace("layers:\n", "layers:\n  norm: {type: Normalization}\n")
+                           .replace("- {layer: dense_1, in: x, out: h}",
+                                    "- {layer: norm, in: x, out: z}\n      "
+                                    "- {layer: dense_1, in: z, out: h}"), "norm.yaml")
     (root / "t.csv").write_text("a,b,label\n" + "".join(
         f"{i * 0.5},{i % 3},{'xyz'[i % 3]}\n" for i in range(12)))
     return {"spec": spec, "weights": weights, "x": root / "x.npy",
             "history": root / "h.json", "png": root / "curves.png",
-            "csv": root / "t.csv", "yaml_out": root / "started.yaml",
+            "norm_spec": norm_spec, "csv": root / "t.csv", "yaml_out": root / "started.yaml",
+            "keras": _keras_file(spec, weights, root), "json_out": root / "sweep.json",
             "data": root / "data" / "checkpoint.npz", "out": root / "out.npz", "root": root}
 
 
