@@ -12,7 +12,6 @@ layers do not skip those steps.
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
 
 from ..autodiff.engine import Variable, result
 from ..errors import InputError, ShapeError
@@ -51,6 +50,7 @@ def embedding_lookup(table, indices, layer_name: str = "embedding") -> Variable:
     def backward(g):
         flat_idx = idx.reshape(-1)
         n = flat_idx.size
+        from scipy import sparse   # here, not at import: it costs every CLI start ~0.1 s
         scatter = sparse.csr_matrix((np.ones(n, dtype=g.dtype), (flat_idx, np.arange(n))),
                                     shape=(rows, n))
         return (np.asarray(scatter @ g.reshape(n, dim)),)
