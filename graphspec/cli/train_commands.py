@@ -18,7 +18,7 @@ from .common import (INTERRUPTIONS, Interrupted, check_memory, fill_weights, fri
                      make_checkpoint_dir, max_memory_option, open_spec, seed_option, set_option)
 from .data_commands import categories_option, columns_option, data_mapping
 from .run_commands import allow_nonfinite_option
-from .scale_commands import engine_options, run_evaluate
+from .scale_commands import engine_options, load_data, run_evaluate
 
 
 def _job_overrides(loss, epochs, batch_size, validation_split, freeze) -> dict:
@@ -51,7 +51,10 @@ def _naming(data_path):
     try:
         yield
     except DataError as exc:
-        raise InputError(f"{data_path}: {exc}") from None
+        message = str(exc)
+        if message.startswith(os.fspath(data_path)):    # it names a file of a DIR/ already
+            raise InputError(message) from None
+        raise InputError(f"{data_path}: {message}") from None
 
 
 def _flag_problems(graph, job_name, model_name, loss, freeze) -> str | None:
@@ -117,8 +120,13 @@ def _interrupted_note(exc, output, checkpoint) -> str:
 @click.option("--model", "model_name", help="Model to train (else the job's model).")
 @click.option("--job", "job_name", help="Training job of the spec (default: the first).")
 @click.option("--data", required=True, type=click.Path(),
-              help="Data: an .npz keyed by the model's input and output names, or a CSV/"
-                   "Parquet file (columns mapped by the job's data: section or --columns).")
+              help="Data: an .npz keyed by the model's input and output names, a DIR/ of "
+                   "NAME.npy (memory-mapped, streamed a batch at a time), or a CSV/Parquet "
+                   "file (columns mapped by the job's data: section or --columns). A DIR/ "
+                   "trains exactly as the same arrays in memory while the training rows "
+                   "fit one shuffle block (2**24 values over all arrays, a whole number "
+                   "of batches); beyond that an epoch shuffles the blocks' order, then "
+                   "the rows inside each block, from --seed.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs to train (overrides the job).")
 @click.option("--batch-size", type=click.IntRange(min=1),
               help="Samples per step (overrides the job); lowers memory.")
@@ -148,11 +156,13 @@ def _interrupted_note(exc, output, checkpoint) -> str:
 def train(spec, model_name, job_name, data, epochs, batch_size, weights, output,
           validation_split, checkpoint_dir, resume, history, on_nan, loss, optimizer,
           learning_rate, freeze, columns, categories, max_memory, seed, params):
-    """Train a model on DATA (.npz, .csv, .parquet); save the trained weights to OUTPUT.
+    """Train a model on DATA (.npz, DIR/ of NAME.npy, .csv, .parquet); save the trained
+    weights to OUTPUT.
 
     \b
     Examples:
       graphspec train specs/mlp.yaml --set input_dim=64 --data digits.npz -o w.npz
+      graphspec train specs/mlp.yaml --set input_dim=64 --data digits_dir/ -o w.npz
       graphspec train specs/mlp.yaml --data d.npz -o w.npz --checkpoint ck --history h.json
       graphspec train specs/mlp.yaml --data d.npz -o w.npz --checkpoint ck --resume --epochs 30
     """
@@ -176,9 +186,12 @@ def train(spec, model_name, job_name, data, epochs, batch_size, weights, output,
                      reads={"--data": data, "--checkpoint": checkpoint_file if resume else None})
         fill_weights(graph, seed, weights)
         trainer = Trainer(graph, job)
-        arrays, vocabularies, mapping = read_data(
-            data, data_mapping(graph, job_name, job.model.name, columns, categories),
-            metadata=graph.metadata)
+        if os.path.isdir(data):     # NAME.npy per input and target, memory-mapped
+            arrays, vocabularies, mapping = load_data(data), {}, {}
+        else:
+            arrays, vocabularies, mapping = read_data(
+                data, data_mapping(graph, job_name, job.model.name, columns, categories),
+                metadata=graph.metadata)
         try:
             with _naming(data):
                 result = trainer.fit(arrays, seed=seed, checkpoint_dir=checkpoint_dir,

@@ -87,6 +87,30 @@ class NpySource:
         rest = index[1:]
         return block[(slice(None),) + rest] if rest else block
 
+    def take(self, index) -> np.ndarray:
+        """Rows ``index`` (any order, repeats allowed) as a new array, read in ascending
+        row order through windows of at most ``WINDOW_BYTES`` (or one row): address
+        space stays at one window however far apart the rows are (training's shuffled
+        batches)."""
+        index = np.asarray(index, dtype=np.intp).reshape(-1)
+        out = np.empty((len(index),) + self.shape[1:], self.dtype)
+        if not len(index):
+            return out
+        if index.min() < 0 or index.max() >= self.shape[0]:
+            raise IndexError(f"rows {index.min()}..{index.max()} outside the "
+                             f"{self.shape[0]} rows of '{self.path}'")
+        order = np.argsort(index, kind="stable")
+        rows = index[order]
+        span = max(1, WINDOW_BYTES // max(self.row_bytes, 1))
+        first = 0
+        while first < len(rows):
+            low = int(rows[first])
+            stop = int(np.searchsorted(rows, low + span, side="left"))
+            window = self._rows_windowed(low, int(rows[stop - 1]) + 1)
+            out[order[first:stop]] = window[rows[first:stop] - low]
+            first = stop
+        return out
+
     def _rows_windowed(self, start: int, stop: int) -> np.ndarray:
         window = self._window
         if window is None or not window[0] <= start <= stop <= window[1]:
@@ -96,6 +120,14 @@ class NpySource:
             # through its subclass hooks on every call (measured: ~20% of a small batch).
             window = self._window = (start, end, np.asarray(self.rows(start, end)))
         return window[2][start - window[0]:stop - window[0]]
+
+
+def take_rows(source, index) -> np.ndarray:
+    """Rows ``index`` of an :class:`NpySource` (windowed, see ``NpySource.take``) or of
+    any array (``np.memmap`` included) as an in-memory array."""
+    if isinstance(source, NpySource):
+        return source.take(index)
+    return np.asarray(source[np.asarray(index, dtype=np.intp)])
 
 
 def _count(dims) -> int:

@@ -7,7 +7,11 @@ arrays (so ``np.load(allow_pickle=False)`` reads them):
 - ``trainer/config``: the whole run configuration: job, model, the overrides the run
   was started with, losses, optimizer type and hyper-parameters, batch size, freeze
   list, validation split, shuffle, seed, epochs, the spec's hash and params, and a
-  fingerprint of the data (each array's shape, dtype and a BLAKE2b hash).
+  fingerprint of the data (each array's shape, dtype and a BLAKE2b hash of its values
+  as training casts them). Memory-mapped data is hashed a block of rows at a time (one
+  read of the files, nothing held), to the very same fingerprint as the same values in
+  memory; a streamed run also records its ``shuffle_block_rows`` (see
+  :class:`graphspec.train.loop.EpochOrder`), which a resumed run keeps.
 - ``trainer/progress``: completed epochs, the history, and, for a checkpoint written
   by an interrupt, the position inside the epoch (batches done, the epoch's running
   sums and the generator's state before the next batch).
@@ -59,13 +63,22 @@ def spec_hash(graph) -> str:
 
 
 def data_fingerprint(arrays: dict) -> dict:
-    """``{name: {"shape", "dtype", "blake2b"}}`` of the (checked) training arrays."""
+    """``{name: {"shape", "dtype", "blake2b"}}`` of the (checked) training arrays; a
+    streamed array (anything with ``blocks()``: :class:`~.loop.CastRows`) is hashed block
+    by block, which gives the same digest as hashing it whole."""
     out = {}
     for name in sorted(arrays):
-        array = np.ascontiguousarray(arrays[name])
+        value = arrays[name]
+        if hasattr(value, "blocks"):
+            shape, dtype, blocks = value.shape, value.dtype, value.blocks()
+        else:
+            array = np.ascontiguousarray(value)
+            shape, dtype, blocks = array.shape, array.dtype, (array,)
         digest = hashlib.blake2b(digest_size=16)
-        digest.update(memoryview(array).cast("B") if array.size else b"")
-        out[name] = {"shape": list(array.shape), "dtype": str(array.dtype),
+        for block in blocks:
+            if block.size:
+                digest.update(memoryview(block).cast("B"))
+        out[name] = {"shape": list(shape), "dtype": str(dtype),
                      "blake2b": digest.hexdigest()}
     return out
 
@@ -168,6 +181,8 @@ def _check_config(f: _Fields, config: dict) -> dict:
     f.kind(config.get("shuffle"), bool, "config.shuffle", "true or false")
     f.integer(config.get("seed"), "config.seed", 0)
     f.kind(config.get("spec_hash"), str, "config.spec_hash", "a string")
+    if config.get("shuffle_block_rows") is not None:
+        f.integer(config["shuffle_block_rows"], "config.shuffle_block_rows", 1)
     return config
 
 
@@ -265,6 +280,8 @@ def _reconcile(trainer, config: dict, given: dict, data: dict, say):
         if value is not None and value != config[key]:
             raise _conflict(key.replace("_", " "), config[key], value)
         settings[key] = config[key]
+    # A streamed run's shuffle blocks as recorded (absent: the run shuffled all rows).
+    settings["shuffle_block_rows"] = config.get("shuffle_block_rows")
     epochs = given.get("epochs") or explicit.get("epochs")
     settings["epochs"] = int(epochs) if epochs else config["epochs"]
     # The job as it was run, with what is given now on top.

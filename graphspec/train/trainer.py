@@ -26,7 +26,9 @@ from ..errors import GraphspecError, InputError, TrainingInterrupted
 from ..io.arrays import check_inputs, check_target
 from ..runtime import executor
 from . import checkpoint
-from .loop import DeferredInterrupt, EpochSums, split_validation
+from . import loop
+from .loop import (ArrayRows, DataError, DeferredInterrupt, EpochOrder, EpochSums,
+                   StreamedRows, is_streamed, split_counts)
 from .losses import reduce_loss
 from .metrics import get_metric, reduce_metric
 from .progress import ProgressBar
@@ -35,10 +37,6 @@ from .regularizers import activity_penalty, weight_regularizers
 
 class TrainingError(GraphspecError):
     """Training cannot go on (NaN loss)."""
-
-
-class DataError(InputError):
-    """Training or evaluation data that does not fit the model; the CLI adds the file."""
 
 
 def _scalar(value) -> float:
@@ -82,7 +80,7 @@ class Trainer:
         except InputError as exc:
             raise DataError(str(exc)) from None
 
-    def _split_data(self, data: dict):
+    def _check_names(self, data: dict) -> None:
         model = self.model
         needed = model.input_names + list(self.job.losses)
         missing = [n for n in needed if n not in data]
@@ -90,6 +88,14 @@ class Trainer:
             raise DataError(f"training data for model '{model.name}' lacks {missing}; it "
                              f"needs inputs {model.input_names} and targets "
                              f"{list(self.job.losses)} (found {sorted(data)})")
+
+    def _split_data(self, data: dict):
+        model = self.model
+        self._check_names(data)
+        if any(is_streamed(data[n]) for n in model.input_names + list(self.job.losses)):
+            rows = self.data_rows(data)     # memory-mapped: read (and checked) whole here
+            inputs, targets = rows.span(0, rows.size)
+            return inputs, targets, rows.size
         inputs = check_inputs(model, {n: data[n] for n in model.input_names})
         size = next(iter(inputs.values())).shape[0]
         if size == 0:
@@ -97,6 +103,23 @@ class Trainer:
         targets = {name: check_target(name, data[name], size, self.graph.dtype)
                    for name in self.job.losses}
         return inputs, targets, size
+
+    def data_rows(self, data: dict):
+        """The rows of ``data`` for fit and evaluate: :class:`~.loop.ArrayRows` (arrays
+        checked and cast whole, as always) or, when any array is memory-mapped
+        (:class:`~graphspec.io.npystream.NpySource`, ``np.memmap``),
+        :class:`~.loop.StreamedRows` (headers checked now, each batch as it is read)."""
+        self._check_names(data)
+        names = self.model.input_names + list(self.job.losses)
+        if not any(is_streamed(data[n]) for n in names):
+            return ArrayRows(*self.split_data(data))
+        try:
+            return StreamedRows(self.model, {n: data[n] for n in self.model.input_names},
+                                {n: data[n] for n in self.job.losses}, self.graph.dtype)
+        except DataError:
+            raise
+        except InputError as exc:
+            raise DataError(str(exc)) from None
 
     # -- the objective -------------------------------------------------------------------
     def _objective(self, values, targets, rng, activity=None):
@@ -223,15 +246,21 @@ class Trainer:
         """Loss and metrics over ``data`` without updating anything (Keras' evaluate).
         NaN/Inf model outputs are an error naming the node that first produced them,
         unless ``allow_nonfinite``."""
-        inputs, targets, size = self.split_data(data)
+        rows = self.data_rows(data)
+        return self._evaluate(rows, 0, rows.size, batch_size, allow_nonfinite)
+
+    def _evaluate(self, data, start: int, stop: int, batch_size: int,
+                  allow_nonfinite: bool) -> dict:
+        """Rows ``start:stop`` of ``data`` (ArrayRows or StreamedRows), in batches."""
         sums, count = {}, 0
         ctx = executor.context(self.model, collect_activity=True)
-        for rows in executor.batch_rows(size, int(batch_size)):
-            values = executor.run(self.model, {k: v[rows] for k, v in inputs.items()}, ctx)
+        for rows in executor.batch_rows(stop - start, int(batch_size)):
+            inputs, batch_targets = data.span(start + rows.start, start + rows.stop)
+            values = executor.run(self.model, inputs, ctx)
             if not allow_nonfinite:
-                executor.check_finite_outputs(self.model, values,
-                                              f" (rows {rows.start}..{rows.stop - 1})")
-            batch_targets = {k: v[rows] for k, v in targets.items()}
+                executor.check_finite_outputs(
+                    self.model, values,
+                    f" (rows {start + rows.start}..{start + rows.stop - 1})")
             with recording(False):
                 _, logs = self._objective(values, batch_targets, ctx.rng, ctx.activity)
             ctx.activity.clear()
@@ -258,24 +287,37 @@ class Trainer:
         the epoch, then raises :class:`~graphspec.errors.TrainingInterrupted`.
         ``resume`` continues from it: settings not given now are the checkpoint's, a
         conflicting one is refused, a new learning rate is applied (and said).
+
+        ``data`` may hold memory-mapped arrays (:class:`~graphspec.io.npystream.NpySource`
+        from ``open_npy``/``open_npy_dir``, or ``np.memmap``): they are streamed, a batch
+        of rows read and checked at a time, so memory is bounded by the batch, not the
+        data. While the training rows fit one shuffle block
+        (:func:`~.loop.shuffle_block_rows`: 2**24 values over all arrays, a whole number
+        of batches) an epoch's order is the in-memory one and the numbers are identical
+        to training on the same arrays in memory; with more rows, an epoch permutes the
+        blocks, then the rows inside each block (:class:`~.loop.EpochOrder`), still from
+        ``(seed, epoch)`` alone, so ``resume`` reaches the same weights.
         """
-        inputs, targets, size = self.split_data(data)
+        rows = self.data_rows(data)
         given = {"epochs": epochs, "batch_size": batch_size,
                  "validation_split": validation_split, "shuffle": shuffle, "seed": seed}
         position = None
         if resume:
             settings, position = checkpoint.resume(self, checkpoint_dir, given,
-                                                   {**inputs, **targets}, stream)
+                                                   rows.fingerprint(), stream)
         else:
             settings = self._settings(given)
+            if rows.streamed:
+                settings["shuffle_block_rows"] = loop.shuffle_block_rows(
+                    rows.values_per_row(), settings["batch_size"])
             if checkpoint_dir:
                 checkpoint.make_dir(checkpoint_dir)   # fail now, not after the first epoch
-        run = checkpoint.run_config(self, settings, {**inputs, **targets}) \
+        run = checkpoint.run_config(self, settings, rows.fingerprint()) \
             if checkpoint_dir else None
         self._warn_if_nothing_trains()
         with self.interrupt.deferred(bool(checkpoint_dir)):
-            self._epochs(inputs, targets, size, settings, position, run, checkpoint_dir,
-                         on_nan, verbose, stream)
+            self._epochs(rows, settings, position, run, checkpoint_dir, on_nan, verbose,
+                         stream)
         return self.history
 
     def _settings(self, given: dict) -> dict:
@@ -291,16 +333,17 @@ class Trainer:
                 "shuffle": bool(job.shuffle if given["shuffle"] is None else given["shuffle"]),
                 "seed": int(seed)}
 
-    def _epochs(self, inputs, targets, size, settings, position, run, checkpoint_dir,
-                on_nan, verbose, stream):
+    def _epochs(self, data, settings, position, run, checkpoint_dir, on_nan, verbose,
+                stream):
         batch_size, seed = settings["batch_size"], settings["seed"]
-        train_idx, val_idx = split_validation(size, settings["validation_split"])
-        steps = math.ceil(len(train_idx) / batch_size)
+        n_train, n_val = split_counts(data.size, settings["validation_split"])
+        steps = math.ceil(n_train / batch_size)
         self.last_fit_params = {"epochs": settings["epochs"], "batch_size": batch_size,
                                 "steps": steps}
         for epoch in range(self.epoch, settings["epochs"]):
             rng = np.random.default_rng([seed, epoch])
-            order = rng.permutation(train_idx) if settings["shuffle"] else train_idx
+            order = EpochOrder(rng, n_train, batch_size, settings["shuffle"],
+                               settings.get("shuffle_block_rows"), (seed, epoch))
             sums, first = EpochSums(), 0
             if position is not None and position["epoch"] == epoch:
                 sums, first = EpochSums(**position["sums"]), position["batch"]
@@ -308,13 +351,12 @@ class Trainer:
             bar = ProgressBar(epoch + 1, settings["epochs"], steps, enabled=verbose,
                               stream=stream)
             for b in range(first, steps):
-                idx = order[b * batch_size:(b + 1) * batch_size]
+                idx = order.batch(b)
                 before = rng.bit_generator.state
                 try:
                     self.interrupt.raise_if_pending()
-                    logs = self._step({k: v[idx] for k, v in inputs.items()},
-                                      {k: v[idx] for k, v in targets.items()}, rng,
-                                      on_nan, f" at epoch {epoch + 1}, batch {b + 1}")
+                    logs = self._step(*data.take(idx), rng, on_nan,
+                                      f" at epoch {epoch + 1}, batch {b + 1}")
                 except KeyboardInterrupt:
                     where = {"epoch": epoch, "batch": b, "sums": sums.as_dict(),
                              "rng": before}
@@ -322,10 +364,9 @@ class Trainer:
                 sums.add(logs, len(idx))
                 bar.update(b + 1, sums.logs(self.state, on_nan == "skip"))
             epoch_logs = sums.logs(self.state, on_nan == "skip")
-            if len(val_idx):
-                val = self.evaluate({**{k: v[val_idx] for k, v in inputs.items()},
-                                     **{k: v[val_idx] for k, v in targets.items()}},
-                                    batch_size, allow_nonfinite=True)
+            if n_val:
+                val = self._evaluate(data, n_train, data.size, batch_size,
+                                     allow_nonfinite=True)
                 epoch_logs.update({f"val_{k}": v for k, v in val.items()})
             bar.finish(epoch_logs)
             for k, v in epoch_logs.items():
