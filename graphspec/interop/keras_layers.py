@@ -197,6 +197,9 @@ INITIALIZERS = {
     "Zeros": ("zeros", {}), "Ones": ("ones", {}),
     "RandomUniform": ("random_uniform", {"minval": -0.05, "maxval": 0.05}),
     "RandomNormal": ("random_normal", {"mean": 0.0, "stddev": 0.05}),
+    "TruncatedNormal": ("truncated_normal", {"mean": 0.0, "stddev": 0.05}),
+    "LecunUniform": ("lecun_uniform", {}), "Identity": ("identity", {"gain": 1.0}),
+    "Constant": ("zeros", {"value": 0.0}),
 }
 INIT_IGNORED = {"seed", "input_axes", "output_axes"}
 # VarianceScaling(scale, mode, distribution) settings that are a named initializer.
@@ -206,6 +209,7 @@ VARIANCE_SCALING = {
     (2.0, "fan_in", "truncated_normal"): "he_normal",
     (2.0, "fan_in", "uniform"): "he_uniform",
     (1.0, "fan_in", "truncated_normal"): "lecun_normal",
+    (1.0, "fan_in", "uniform"): "lecun_uniform",
 }
 
 
