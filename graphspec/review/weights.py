@@ -68,7 +68,10 @@ def compatibility(old_graph, new_graph, mapping: dict, path) -> tuple:
              if k not in sources and k not in changed_targets]
     report = {"file": str(path), "loads": loads, "reshaped": reshaped, "new": fresh,
               "dropped": dropped, "unusable": unusable,
-              "not_carried": sorted(k for k in arrays if not _is_weight_key(k)),
+              # optimizer/loss state is not carried over; the file's own metadata is not
+              # state at all (the migrated file gets metadata describing the new spec)
+              "not_carried": sorted(k for k in arrays if not _is_weight_key(k)
+                                    and not k.startswith("__graphspec")),
               "old_spec_mismatch": _against_old(old_graph, arrays),
               "fine_tune_ready": not reshaped and not fresh and not unusable}
     return report, sources, arrays
