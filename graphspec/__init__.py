@@ -7,7 +7,8 @@ __version__ = "0.1.0"
 
 # The API is imported on first use (PEP 562), not with the package: the `graphspec`
 # command imports this package first, and `graphspec --help` must not pay for numpy.
-_LAZY = {"load": "api", "loads": "api", "validate": "api", "GraphspecError": "errors",
+_LAZY = {"load": "api", "loads": "api", "validate": "api", "load_model": "api",
+         "GraphspecError": "errors",
          "InputError": "errors", "SpecError": "errors", "SpecErrors": "errors",
          "TrainingInterrupted": "errors",
          "diff_specs": "review.diff", "SpecDiff": "review.diff"}

@@ -17,8 +17,26 @@ from .io.modelfile import (attach, is_model_file, is_zip, load_weights, open_mod
                            spec_display, weights_source)
 from .spec.loader import Located, load_file, load_text
 from .spec.validate import schema_errors, substitute_params
-from .train.frontend import Graph, Model
+from .train import frontend
+from .train.frontend import Graph
 from .train.job import job_problems
+
+
+class Model(frontend.Model):
+    """The model :func:`load` returns: structure, Keras' predict/fit (train.frontend), and
+    export to the formats of :mod:`graphspec.interop`, which sits above training."""
+
+    def to_onnx(self, path=None, opset: int | None = None):
+        """This model with its current weights as an ``onnx.ModelProto`` (written
+        atomically to ``path`` if given); checked by ``onnx.checker``. Needs [onnx]."""
+        from .interop.onnx_export import to_onnx
+        return to_onnx(self, path, opset)
+
+    def to_keras(self, path) -> str:
+        """Write this model and its weights as a Keras 3 ``.keras`` archive; returns the
+        path (``keras.saving.load_model`` reads it). Needs [keras] (h5py)."""
+        from .interop.keras_export import export_keras
+        return export_keras(self.graph, path, self.name)[0][1]
 
 
 @contextlib.contextmanager
@@ -46,8 +64,8 @@ def _check_all(located: Located, params: dict | None, dtype: str):
     errors += schema_errors(located)
     if errors:
         return errors, None
-    # Models are built as train.frontend.Model: the structure of graph/ plus Keras'
-    # predict/fit methods, which live above graph/ (see graphspec.train.frontend).
+    # Models are built as Model above: the structure of graph/ plus Keras' predict/fit
+    # (train.frontend) plus export (interop), each from the floor it belongs to.
     compiler = Compiler(located, dtype, model_class=Model).compile()
     return compiler.errors, compiler
 
