@@ -16,7 +16,7 @@ from .io.metadata import merge_params, read_file_metadata
 from .io.modelfile import (attach, is_model_file, is_zip, load_weights, open_model_file,
                            spec_display, weights_source)
 from .spec.loader import Located, load_file, load_text
-from .spec.validate import schema_errors, substitute_params
+from .spec.validate import broken_entries, schema_errors, substitute_params
 from .train import frontend
 from .train.frontend import Graph
 from .train.job import job_problems
@@ -70,6 +70,26 @@ def _check_all(located: Located, params: dict | None, dtype: str):
     return compiler.errors, compiler
 
 
+def _errors_of_schema_valid_parts(located: Located) -> list:
+    """Reference and shape errors of the layers and models that pass the schema, compiled
+    without the entries that fail it (and without training jobs). Errors that only echo a
+    left-out entry ('unknown layer X') are dropped: the schema error already says it."""
+    bad = broken_entries(located)
+    data = located.data
+    if not bad or not isinstance(data, dict) or not all(
+            isinstance(data.get(section), dict) for section, _ in bad):
+        return []
+    partial = {key: value for key, value in data.items() if key != "training"}
+    for section, name in bad:
+        partial[section] = {k: v for k, v in partial[section].items() if k != name}
+    if not partial.get("models"):
+        return []
+    dropped = {str(name) for _, name in bad}
+    compiler = Compiler(Located(partial, located.marks, located.key_marks, located.file),
+                        "float32", model_class=Model).compile()
+    return [e for e in compiler.errors if not any(f"'{n}'" in e.message for n in dropped)]
+
+
 def validate(path, params: dict | None = None) -> list:
     """Every problem in the spec at ``path`` as located SpecErrors ([] if valid).
 
@@ -81,6 +101,12 @@ def validate(path, params: dict | None = None) -> list:
     except SpecError as exc:
         return [exc]
     errors, compiler = _check(located, params, "float32")
+    if errors and compiler is None:
+        # Schema errors: the entries that pass the schema are still compiled, so one run
+        # shows every kind of error (references, cycles, shapes) a user must fix.
+        with _no_gc():
+            errors += _errors_of_schema_valid_parts(located)
+        return sorted(errors, key=lambda e: (e.line, e.col))
     if errors:
         return errors
     graph = Graph(located.file, compiler.layers, compiler.models,

@@ -196,6 +196,21 @@ def schema_errors(located: Located) -> list:
     return unique
 
 
+def broken_entries(located: Located):
+    """The ``(section, name)`` entries of ``layers``/``models`` that fail the schema (a
+    ``training`` error counts as none: validate leaves jobs out of a partial check), or
+    None when an error is not inside one entry (then nothing can be compiled)."""
+    entries = set()
+    for error in _validator().iter_errors(located.data):
+        path = tuple(error.absolute_path)
+        if path[:1] == ("training",):
+            continue
+        if len(path) < 2 or path[0] not in ("layers", "models"):
+            return None
+        entries.add(path[:2])
+    return entries
+
+
 # -- training jobs -----------------------------------------------------------------------
 def substitute_params(located: Located, overrides: dict | None = None) -> list:
     """Replace ``"${name}"`` values by ``params`` entries (``overrides`` win), in place.
