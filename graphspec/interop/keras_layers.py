@@ -6,7 +6,7 @@ a layer converts by name. What an entry adds:
 
 - ``keras_only``: arguments Keras has and graphspec does not, with the value under
   which graphspec computes the same thing (``data_format: channels_last``, no
-  constraints, no dropout inside a recurrent layer).
+  constraints, no seed of its own).
   Another value is refused by name.
 - ``vars`` (or ``groups``): the Keras variables of the layer, in the order Keras writes
   them to ``model.weights.h5`` (``layers/<group>/<sub-path>/vars/0..n``), as graphspec
@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 
 from ..layers.registry import REGISTRY
 
+# dropout and recurrent_dropout are graphspec arguments (training only, Keras' masks);
+# seed is not: graphspec seeds every random draw through the run's generator
 _RNN_ONLY = {"stateful": False, "unroll": False, "kernel_constraint": None,
-             "recurrent_constraint": None, "bias_constraint": None, "dropout": 0.0,
-             "recurrent_dropout": 0.0, "seed": None}
+             "recurrent_constraint": None, "bias_constraint": None, "seed": None}
 _CHANNELS_LAST = {"data_format": "channels_last"}
 # Arguments whose value graphspec cannot hold differently but that change nothing
 # it computes (masks are not propagated, so zero_output_for_mask has no effect).

@@ -57,8 +57,9 @@ class LSTM(RecurrentLayer):
             else self.bias_initializer
         return WeightSpec("bias", (4 * self.units,), init)
 
-    def run(self, x, kernel, recurrent_kernel, bias):
+    def run(self, x, kernel, recurrent_kernel, bias, masks=(None, None)):
         return recurrent.lstm(x, kernel, recurrent_kernel, bias,
                               activation=self.activation,
                               recurrent_activation=self.recurrent_activation,
-                              go_backwards=self.go_backwards)
+                              go_backwards=self.go_backwards,
+                              input_mask=masks[0], recurrent_mask=masks[1])

@@ -3,8 +3,16 @@
 This file also holds :class:`RecurrentLayer`, the argument and shape rules SimpleRNN,
 LSTM and GRU share. The math of each is one fused op in ``graphspec/ops/recurrent.py``
 (forward and hand-written BPTT side by side); the initial state is zeros.
+
+``dropout``/``recurrent_dropout`` follow Keras 3 (``DropoutRNNCell``): in training, one
+inverted-dropout mask per sequence for the input and one for the previous state, drawn
+from the run's generator when the layer is called and reused at every timestep; one mask
+shared by all gates, or one per gate once ``recurrent_dropout`` is on (Keras then runs
+``implementation=1``). Identity at inference.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from ..errors import ShapeError
 from ..ops import recurrent
@@ -43,6 +51,14 @@ class RecurrentLayer(Layer):
         "go_backwards": {"type": "boolean", "default": False,
                          "description": "process the sequence backwards; the returned "
                                         "sequence is then reversed too (Keras)"},
+        "dropout": {"type": "number", "minimum": 0, "exclusiveMaximum": 1, "default": 0.0,
+                    "description": "training only: fraction of the input features "
+                                   "dropped, one mask per sequence reused at every step"},
+        "recurrent_dropout": {"type": "number", "minimum": 0, "exclusiveMaximum": 1,
+                              "default": 0.0,
+                              "description": "training only: fraction of the previous "
+                                             "state dropped before the recurrent product, "
+                                             "one mask per sequence (one per gate)"},
     }
     REQUIRED = ("units",)
 
@@ -75,15 +91,35 @@ class RecurrentLayer(Layer):
             specs.append(self.bias_spec())
         return specs
 
-    def run(self, x, kernel, recurrent_kernel, bias):
+    def run(self, x, kernel, recurrent_kernel, bias, masks=(None, None)):
         """The fused op of the subclass: packed time-major states."""
         raise NotImplementedError
+
+    def dropout_masks(self, x, ctx) -> tuple:
+        """Keras' masks for one call: ``(input (G, B, F), recurrent (G, B, units))``,
+        None where off. G is the number of gates once recurrent_dropout is on (Keras'
+        ``dropout_mask_count``), else 1. Inverted: kept entries are 1 / (1 - rate)."""
+        if not ctx.training or (not self.dropout and not self.recurrent_dropout):
+            return None, None
+        count = self.GATES if self.recurrent_dropout else 1
+        dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else \
+            self.weights["kernel"].data.dtype
+        batch, _, features = x.shape
+        out = []
+        for rate, width in ((self.dropout, features), (self.recurrent_dropout, self.units)):
+            if not rate:
+                out.append(None)
+                continue
+            keep = ctx.rng.random((count, batch, width)) >= rate
+            out.append(keep.astype(dtype) / dtype.type(1 - rate))
+        return tuple(out)
 
     def forward(self, inputs, ctx):
         x = inputs[0]
         steps = x.shape[1]
         packed = self.run(x, self.weights["kernel"], self.weights["recurrent_kernel"],
-                          self.weights.get("bias") if self.use_bias else None)
+                          self.weights.get("bias") if self.use_bias else None,
+                          self.dropout_masks(x, ctx))
         if self.return_sequences:
             outputs = [recurrent.sequence_of(packed, steps)]
         else:
@@ -100,7 +136,8 @@ class SimpleRNN(RecurrentLayer):
            "(units, units). With return_state it returns [output, h].")
     ARGS = dict(RecurrentLayer.ARGS)
 
-    def run(self, x, kernel, recurrent_kernel, bias):
+    def run(self, x, kernel, recurrent_kernel, bias, masks=(None, None)):
         return recurrent.simple_rnn(x, kernel, recurrent_kernel, bias,
                                     activation=self.activation,
-                                    go_backwards=self.go_backwards)
+                                    go_backwards=self.go_backwards,
+                                    input_mask=masks[0], recurrent_mask=masks[1])

@@ -15,6 +15,13 @@ into the layer's outputs, and their gradients flow back into the packed array.
 Weights and biases use Keras' layouts (LSTM gates ``[i, f, c, o]``, GRU ``[z, r, h]``).
 The initial state is zeros. ``go_backwards`` processes the sequence from its end and the
 packed states are in processing order (Keras returns the reversed sequence too).
+
+Dropout (training only, Keras 3's ``DropoutRNNCell``): ``input_mask`` ``(G, B, F)`` and
+``recurrent_mask`` ``(G, B, units)`` multiply the input ``x_t`` and the previous state
+``h_{t-1}`` before their products with the kernels, the same masks at every timestep.
+``G`` is 1 (one mask shared by every gate) or the number of gates, in Keras' gate order
+(one mask per gate, Keras' ``implementation=1``). The state carried on (and the
+``z * h_{t-1}`` of the GRU) is the unmasked one, as in Keras.
 """
 from __future__ import annotations
 
@@ -156,6 +163,40 @@ def _time_major_input(x, kernel, go_backwards):
     return dtype, (batch, steps, features), xa.reshape(steps * batch, features + 1)
 
 
+def _internal_masks(input_mask, recurrent_mask, order, dtype):
+    """Dropout masks in the internal gate order and compute dtype (None stays None)."""
+    def one(mask):
+        if mask is None:
+            return None
+        mask = np.asarray(mask, dtype)
+        if mask.ndim != 3 or mask.shape[0] not in (1, len(order)):
+            raise ValueError(f"recurrent dropout mask must be (1 or {len(order)}, batch, "
+                             f"width), got shape {mask.shape}")
+        return mask if mask.shape[0] == 1 else mask[list(order)]
+    return one(input_mask), one(recurrent_mask)
+
+
+def _masked_inputs(xa, mx, dims):
+    """The ``(T*B, F+1)`` input rows with the dropout masks applied: ``(G or 1, T*B, F+1)``
+    (the bias column of ones stays unmasked)."""
+    batch, steps, features = dims
+    if mx is None:
+        return xa[None]
+    ma = np.ones((len(mx), batch, features + 1), xa.dtype)
+    ma[..., :features] = mx
+    return (xa.reshape(1, steps, batch, features + 1) * ma[:, None]).reshape(
+        len(mx), steps * batch, features + 1)
+
+
+def _masked_states(hs, mh):
+    """Previous states ``(T-1, B, n)`` as the recurrent products see them:
+    ``(G or 1, (T-1)*B, n)``, masked by the recurrent dropout masks."""
+    n = hs.shape[-1]
+    if mh is None:
+        return hs.reshape(1, -1, n)
+    return (hs[None] * mh[:, None]).reshape(len(mh), -1, n)
+
+
 def _gate_major(mat, order, n):
     """``(rows, G*n)`` Keras blocks -> ``(G, rows, n)`` in the internal gate ``order``."""
     return np.stack([mat[..., k * n:(k + 1) * n] for k in order])
@@ -178,16 +219,22 @@ def _input_weights(w, b, order, n, dtype):
     return wa
 
 
-def _input_grad(x, blocks, wa, dims, go_backwards):
-    """Gradient w.r.t. the ``(B, T, F)`` input: ``sum_k d_k @ W_k.T`` over gate blocks."""
+def _input_grad(x, blocks, wa, dims, go_backwards, mask=None):
+    """Gradient w.r.t. the ``(B, T, F)`` input: ``sum_k (d_k @ W_k.T) * mask_k`` over
+    gate blocks (``mask``: internal-order ``(G or 1, B, F)`` dropout masks, or None)."""
     if not x.requires_grad or not np.issubdtype(x.data.dtype, np.floating):
         return None
     batch, steps, features = dims
     dx = None
     for k, d in enumerate(blocks):
         term = d.reshape(steps * batch, -1) @ wa[k, :features].T
+        if mask is not None and len(mask) > 1:
+            term = (term.reshape(steps, batch, features) * mask[k]).reshape(steps * batch, -1)
         dx = term if dx is None else np.add(dx, term, out=dx)
-    dx = dx.reshape(steps, batch, features).transpose(1, 0, 2)
+    dx = dx.reshape(steps, batch, features)
+    if mask is not None and len(mask) == 1:
+        dx = dx * mask[0]
+    dx = dx.transpose(1, 0, 2)
     if go_backwards:
         dx = dx[:, ::-1]
     return np.ascontiguousarray(dx, dtype=x.data.dtype)
@@ -238,7 +285,7 @@ def _sigmoid_scaled(weights, rows, gates):
 # -- SimpleRNN ------------------------------------------------------------------------------
 
 def simple_rnn(x, kernel, recurrent_kernel, bias=None, activation="tanh",
-               go_backwards=False) -> Variable:
+               go_backwards=False, input_mask=None, recurrent_mask=None) -> Variable:
     """``h_t = act(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)``.
 
     Returns the packed hidden states, time-major ``(T, B, units)`` in processing order.
@@ -247,15 +294,17 @@ def simple_rnn(x, kernel, recurrent_kernel, bias=None, activation="tanh",
      n, w, u, b) = _prepare(x, kernel, recurrent_kernel, bias, go_backwards)
     batch, steps, _ = dims
     order = (0,)
+    mx, mh = _internal_masks(input_mask, recurrent_mask, order, dtype)
+    xm = _masked_inputs(xa, mx, dims)
     wa = _input_weights(w, b, order, n, dtype)
     act, d_act = RECURRENT_ACTIVATIONS[activation]
-    pre = (xa @ wa[0]).reshape(steps, batch, n)
+    pre = (xm[0] @ wa[0]).reshape(steps, batch, n)
     hs = np.empty((steps + 1, batch, n), dtype)   # hs[0] is the zero initial state
     hs[0] = 0
     rec = np.empty((batch, n), dtype)
     for t in range(steps):
         if t:
-            np.matmul(hs[t], u, out=rec)
+            np.matmul(hs[t] if mh is None else hs[t] * mh[0], u, out=rec)
             pre[t] += rec
         act(pre[t], hs[t + 1])
 
@@ -269,10 +318,12 @@ def simple_rnn(x, kernel, recurrent_kernel, bias=None, activation="tanh",
             np.multiply(d_pre[t], d_next, out=d_pre[t])
             if t:
                 np.matmul(d_pre[t], ut, out=d_next)
+                if mh is not None:
+                    d_next *= mh[0]
         flat = d_pre.reshape(steps * batch, n)
-        d_wa = (xa.T @ flat)[None]
-        d_u = (hs[1:steps].reshape(-1, n).T @ flat[batch:])[None]
-        return tuple([_input_grad(x, d_pre[None], wa, dims, go_backwards)]
+        d_wa = (xm[0].T @ flat)[None]
+        d_u = (_masked_states(hs[1:steps], mh)[0].T @ flat[batch:])[None]
+        return tuple([_input_grad(x, d_pre[None], wa, dims, go_backwards, mx)]
                      + _weight_grads(parents, d_wa, d_u, order, n, lambda: d_wa[0, -1]))
 
     return result(hs[1:], parents, backward)
@@ -284,7 +335,8 @@ LSTM_ORDER = (3, 0, 1, 2)   # internal gates o, i, f, c (Keras blocks are i, f, 
 
 
 def lstm(x, kernel, recurrent_kernel, bias=None, activation="tanh",
-         recurrent_activation="sigmoid", go_backwards=False) -> Variable:
+         recurrent_activation="sigmoid", go_backwards=False, input_mask=None,
+         recurrent_mask=None) -> Variable:
     """Keras' LSTM cell over a sequence, gate order ``[i, f, c, o]``::
 
         i, f, o = rec_act(.)   c~ = act(.)   c_t = f c_{t-1} + i c~   h_t = o act(c_t)
@@ -295,6 +347,8 @@ def lstm(x, kernel, recurrent_kernel, bias=None, activation="tanh",
      n, w, u, b) = _prepare(x, kernel, recurrent_kernel, bias, go_backwards)
     batch, steps, _ = dims
     order = LSTM_ORDER
+    mx, mh = _internal_masks(input_mask, recurrent_mask, order, dtype)
+    xm = _masked_inputs(xa, mx, dims)
     act, d_act = RECURRENT_ACTIVATIONS[activation]
     ract, d_ract = RECURRENT_ACTIVATIONS[recurrent_activation]
     wa = _input_weights(w, b, order, n, dtype)       # (4, F+1, n)
@@ -304,7 +358,7 @@ def lstm(x, kernel, recurrent_kernel, bias=None, activation="tanh",
     wa_f = _sigmoid_scaled(wa, (0, 1, 2), 4) if fast else wa
     u4_f = _sigmoid_scaled(u4, (0, 1, 2), 4) if fast else u4
 
-    gates = np.matmul(xa, wa_f).reshape(4, steps, batch, n)   # pre-acts, then acts
+    gates = np.matmul(xm, wa_f).reshape(4, steps, batch, n)   # pre-acts, then acts
     hs = np.empty((steps + 2, batch, n), dtype)      # h_0 = 0, h_1..h_T, then c_T
     hs[0] = 0
     cs = np.empty((steps + 1, batch, n), dtype)      # c_0 = 0, c_1..c_T
@@ -315,7 +369,7 @@ def lstm(x, kernel, recurrent_kernel, bias=None, activation="tanh",
     for t in range(steps):
         z = gates[:, t]
         if t:
-            np.matmul(hs[t], u4_f, out=rec)
+            np.matmul(hs[t] if mh is None else hs[t] * mh, u4_f, out=rec)
             z += rec
         if one_tanh:
             np.tanh(z, out=z)
@@ -362,12 +416,14 @@ def lstm(x, kernel, recurrent_kernel, bias=None, activation="tanh",
             np.multiply(dt[1:], dc, out=dt[1:])
             if t:
                 np.matmul(dt, u4t, out=rec)
+                if mh is not None:
+                    np.multiply(rec, mh, out=rec)
                 np.add.reduce(rec, axis=0, out=d_next)
                 dc *= gf[t]
         flat = d.reshape(4, steps * batch, n)
-        d_wa = np.matmul(xa.T, flat)
-        d_u = np.matmul(hs[1:steps].reshape(-1, n).T, flat[:, batch:])
-        return tuple([_input_grad(x, flat, wa, dims, go_backwards)]
+        d_wa = np.matmul(xm.transpose(0, 2, 1), flat)
+        d_u = np.matmul(_masked_states(hs[1:steps], mh).transpose(0, 2, 1), flat[:, batch:])
+        return tuple([_input_grad(x, flat, wa, dims, go_backwards, mx)]
                      + _weight_grads(parents, d_wa, d_u, order, n,
                                      lambda: _keras_layout(d_wa[:, -1], order, n)))
 
@@ -380,7 +436,8 @@ GRU_ORDER = (0, 1, 2)       # z, r, h as in Keras
 
 
 def gru(x, kernel, recurrent_kernel, bias=None, activation="tanh",
-        recurrent_activation="sigmoid", go_backwards=False, reset_after=True) -> Variable:
+        recurrent_activation="sigmoid", go_backwards=False, reset_after=True,
+        input_mask=None, recurrent_mask=None) -> Variable:
     """Keras' GRU over a sequence, gate order ``[z, r, h]``::
 
         z, r = rec_act(x W + b_in + h U + b_rec)                       (both variants)
@@ -395,6 +452,10 @@ def gru(x, kernel, recurrent_kernel, bias=None, activation="tanh",
      n, w, u, b) = _prepare(x, kernel, recurrent_kernel, bias, go_backwards)
     batch, steps, _ = dims
     order = GRU_ORDER
+    mx, mh = _internal_masks(input_mask, recurrent_mask, order, dtype)
+    xm = _masked_inputs(xa, mx, dims)
+    # the candidate's recurrent mask (reset_after=False multiplies it into r * h)
+    mh_h = None if mh is None else mh[-1]
     act, d_act = RECURRENT_ACTIVATIONS[activation]
     ract, d_ract = RECURRENT_ACTIVATIONS[recurrent_activation]
     b_rec_h = None
@@ -414,7 +475,7 @@ def gru(x, kernel, recurrent_kernel, bias=None, activation="tanh",
     if not reset_after:
         u_zr_f, u_h = np.ascontiguousarray(u3_f[:2]), u3[2]
 
-    gates = np.matmul(xa, wa_f).reshape(3, steps, batch, n)
+    gates = np.matmul(xm, wa_f).reshape(3, steps, batch, n)
     hs = np.empty((steps + 1, batch, n), dtype)
     hs[0] = 0
     # reset_after: the candidate's recurrent term h U_h + b_rec_h; else r * h_{t-1}
@@ -424,15 +485,16 @@ def gru(x, kernel, recurrent_kernel, bias=None, activation="tanh",
     for t in range(steps):
         z = gates[:, t]
         if t:
+            h_in = hs[t] if mh is None else hs[t] * mh
             if reset_after:
-                np.matmul(hs[t], u3_f, out=rec)
+                np.matmul(h_in, u3_f, out=rec)
                 z[:2] += rec[:2]
                 if b_rec_h is None:
                     held[t] = rec[2]
                 else:
                     np.add(rec[2], b_rec_h, out=held[t])
             else:
-                np.matmul(hs[t], u_zr_f, out=rec)
+                np.matmul(h_in if mh is None or len(mh) == 1 else h_in[:2], u_zr_f, out=rec)
                 z[:2] += rec
         if fast:
             np.tanh(z[:2], out=z[:2])
@@ -444,6 +506,8 @@ def gru(x, kernel, recurrent_kernel, bias=None, activation="tanh",
             held[0] = 0 if b_rec_h is None else b_rec_h
         elif not reset_after:
             np.multiply(reset, hs[t], out=held[t])
+            if mh_h is not None:
+                held[t] *= mh_h
             np.matmul(held[t], u_h, out=tmp)
             cand += tmp
         if reset_after:
@@ -464,7 +528,7 @@ def gru(x, kernel, recurrent_kernel, bias=None, activation="tanh",
         a_h = np.subtract(1, gz)
         a_h *= _derivative(d_act, gh, scratch)
         a_r = _derivative(d_ract, gr, scratch)
-        a_r *= held if reset_after else h_prev
+        a_r *= held if reset_after else (h_prev if mh_h is None else h_prev * mh_h)
         # d_in: grads of the input projections (z, r, candidate) of every step;
         # with reset_after, d_rec are the grads of h U + b_rec (z and r blocks equal)
         d_in = np.empty((3, steps, batch, n), dtype)
@@ -482,6 +546,8 @@ def gru(x, kernel, recurrent_kernel, bias=None, activation="tanh",
                 np.multiply(dhh, gr[t], out=d_rec[2, t])
                 if t:
                     np.matmul(d_rec[:, t], u3t, out=rec)
+                    if mh is not None:
+                        np.multiply(rec, mh, out=rec)
                     np.add.reduce(rec, axis=0, out=d_next)
                     np.multiply(dh, gz[t], out=tmp)
                     d_next += tmp
@@ -498,8 +564,12 @@ def gru(x, kernel, recurrent_kernel, bias=None, activation="tanh",
                     np.matmul(dhh, u_h_t, out=d_held)
                     np.multiply(d_held, a_r[t], out=d_in[1, t])
                     np.matmul(d_in[:2, t], u_zr_t, out=rec)
+                    if mh is not None:
+                        np.multiply(rec, mh[:2], out=rec)
                     np.add.reduce(rec, axis=0, out=d_next)
                     np.multiply(d_held, gr[t], out=tmp)
+                    if mh_h is not None:
+                        np.multiply(tmp, mh_h, out=tmp)
                     d_next += tmp
                     np.multiply(dh, gz[t], out=tmp)
                     d_next += tmp
@@ -507,13 +577,13 @@ def gru(x, kernel, recurrent_kernel, bias=None, activation="tanh",
                     d_in[1, 0] = 0
             d_rec = None
         flat = d_in.reshape(3, steps * batch, n)
-        d_wa = np.matmul(xa.T, flat)
-        h_in = hs[1:steps].reshape(-1, n).T
+        d_wa = np.matmul(xm.transpose(0, 2, 1), flat)
+        h_in = _masked_states(hs[1:steps], mh).transpose(0, 2, 1)
         if reset_after:
             d_u = np.matmul(h_in, d_rec[:, 1:].reshape(3, -1, n))
         else:
             d_u = np.empty((3, n, n), dtype)
-            np.matmul(h_in, d_in[:2, 1:].reshape(2, -1, n), out=d_u[:2])
+            np.matmul(h_in[:2], d_in[:2, 1:].reshape(2, -1, n), out=d_u[:2])
             np.matmul(held[1:].reshape(-1, n).T, d_in[2, 1:].reshape(-1, n), out=d_u[2])
 
         def bias_grad():
@@ -521,7 +591,7 @@ def gru(x, kernel, recurrent_kernel, bias=None, activation="tanh",
             if not reset_after:
                 return d_b_in
             return np.stack([d_b_in, _keras_layout(d_rec.sum(axis=(1, 2)), order, n)])
-        return tuple([_input_grad(x, flat, wa, dims, go_backwards)]
+        return tuple([_input_grad(x, flat, wa, dims, go_backwards, mx)]
                      + _weight_grads(parents, d_wa, d_u, order, n, bias_grad))
 
     return result(hs[1:], parents, backward)
