@@ -242,9 +242,13 @@ def test_training_on_data_larger_than_the_address_space_limit(tmp_path):
     data = tmp_path / "big"
     _write_big(data)
     assert os.path.getsize(data / "pixels.npy") > (LIMIT_MB << 20)
+    # Both runs start from one weights file (not each from its own initialization).
+    graph = api.load(MLP_SPEC, seed=3, params={"input_dim": DIM})
+    graph.save_weights(tmp_path / "init.npz")
     args = ["train", str(MLP_SPEC), "--set", f"input_dim={DIM}", "--data", str(data),
             "--epochs", "1", "--batch-size", "256", "--validation-split", "0.1",
-            "--seed", "3", "--checkpoint", str(tmp_path / "ck")]
+            "--seed", "3", "--checkpoint", str(tmp_path / "ck"),
+            "--weights", str(tmp_path / "init.npz")]
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     run = subprocess.run([sys.executable, "-c", CHILD, str(LIMIT_MB), str(data), *args,
                           "-o", str(tmp_path / "limited.npz")],
@@ -253,7 +257,6 @@ def test_training_on_data_larger_than_the_address_space_limit(tmp_path):
     assert "in-memory: MemoryError" in run.stdout       # the limit really is too small
     assert "trained 'mlp' for 1 epoch(s)" in run.stdout
     # The same run without a limit, in this process: the same weights, bit for bit.
-    graph = api.load(MLP_SPEC, seed=3, params={"input_dim": DIM})
     trainer = Trainer(graph, build_job(graph, None, None, {}))
     history = trainer.fit(open_npy_dir(data), epochs=1, batch_size=256,
                           validation_split=0.1, seed=3, verbose=False)
