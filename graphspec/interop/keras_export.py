@@ -234,6 +234,8 @@ class _Writer:
                 inner = value
                 value = self.model_object(inner) if isinstance(inner, Model) \
                     else self.layer_object(inner)
+            elif key == "backward_layer":
+                value = None if value is None else self.layer_object(layer.backward_layer)
             elif key.endswith("_regularizer"):
                 value = _regularizer(value)
             config[key] = value

@@ -202,12 +202,16 @@ class _Importer:
                                            h5path + "/layer", depth)
             spec["layer"] = inner if inner_spec is None else inner_spec
         elif cls == "Bidirectional":
-            spec["layer"] = self.bidirectional(config, where, h5path)
+            spec["layer"], backward = self.bidirectional(config, where, h5path)
+            if backward is not None:
+                spec["backward_layer"] = backward
         else:
             self.read_vars(h5path, CONVERTERS[cls], name, config, where)
         return name, spec
 
-    def bidirectional(self, config, where, h5path) -> dict:
+    def bidirectional(self, config, where, h5path) -> tuple:
+        """The wrapped layer's spec, and the backward layer's when it is not the wrapped
+        layer mirrored (Keras' own default), else None."""
         inner = config.get("layer")
         cls = self.check_object(inner, at(where) + ".layer")
         if cls not in ("SimpleRNN", "LSTM", "GRU"):
@@ -215,28 +219,40 @@ class _Importer:
                                                "wraps SimpleRNN, LSTM or GRU")
         forward = inner["config"]
         backward = config.get("backward_layer")
-        if backward is not None:
-            self.check_object(backward, at(where) + ".backward_layer")
-            same = {k: v for k, v in forward.items() if k not in ("name", "go_backwards")}
-            other = {k: v for k, v in backward["config"].items()
-                     if k not in ("name", "go_backwards")}
-            if backward["class_name"] != cls or _plain(same) != _plain(other) \
-                    or backward["config"].get("go_backwards") == forward.get("go_backwards"):
-                self.fail(at(where) + ".backward_layer",
-                          "a backward layer that is not the forward layer run backwards; "
-                          "graphspec's Bidirectional always mirrors the forward layer")
         keras_name = forward.get("name", "")
         name = self.claim(keras_name[len("forward_"):] if keras_name.startswith("forward_")
                           else keras_name, at(where) + ".layer")
         spec = {"type": cls, "name": name, **self.args(cls, forward, at(where) + ".layer")}
         if forward.get("trainable") is False:
             spec["trainable"] = False
+        back_name, back_config, back_cls, spec_b = "backward_" + name, forward, cls, None
+        if backward is not None:
+            back_cls = self.check_object(backward, at(where) + ".backward_layer")
+            same = {k: v for k, v in forward.items() if k not in ("name", "go_backwards")}
+            other = {k: v for k, v in backward["config"].items()
+                     if k not in ("name", "go_backwards")}
+            mirror = back_cls == cls and _plain(same) == _plain(other) \
+                and backward["config"].get("go_backwards") is True \
+                and backward["config"].get("name") == back_name
+            if not mirror:
+                # Keras' backward_layer: a layer of its own (other units, activation...)
+                if back_cls not in ("SimpleRNN", "LSTM", "GRU"):
+                    self.fail(at(where) + ".backward_layer",
+                              f"Bidirectional's backward layer is {back_cls}; graphspec "
+                              "runs SimpleRNN, LSTM or GRU backwards")
+                back_config = backward["config"]
+                back_name = self.claim(back_config.get("name") or back_name,
+                                       at(where) + ".backward_layer")
+                spec_b = {"type": back_cls, "name": back_name,
+                          **self.args(back_cls, back_config, at(where) + ".backward_layer")}
+                if back_config.get("trainable") is False:
+                    spec_b["trainable"] = False
         converter = CONVERTERS[cls]
         self.read_vars(h5path + "/forward_layer", converter, name, forward, where)
-        self._used.add("backward_" + name)
-        self.read_vars(h5path + "/backward_layer", converter, "backward_" + name, forward,
-                       where)
-        return spec
+        self._used.add(back_name)
+        self.read_vars(h5path + "/backward_layer", CONVERTERS[back_cls], back_name,
+                       back_config, where)
+        return spec, spec_b
 
     def read_vars(self, h5path, converter, name, config, where):
         if self.h5 is None:

@@ -1,8 +1,12 @@
 """Bidirectional: run a recurrent layer forwards and a copy of it backwards, then merge.
 
-The forward direction is the wrapped instance itself; the backward direction is a new
-instance of the same class with the same arguments and ``go_backwards`` toggled, named
-``backward_<inner name>`` with its own weights. As in Keras, when ``return_sequences``
+The forward direction is the wrapped instance itself; the backward direction is, as in
+Keras, a new instance of the same class with the same arguments and ``go_backwards:
+true``, named ``backward_<inner name>`` with its own weights, or the inline layer
+``backward_layer`` (Keras' ``backward_layer``: its own class and arguments, e.g. other
+units). Keras' rules hold: the two directions must differ in ``go_backwards`` (so a
+wrapped layer with ``go_backwards: true`` needs a ``backward_layer``) and agree in
+``return_sequences`` and ``return_state``. As in Keras, when ``return_sequences``
 is set the backward layer's sequence (which comes out in processing order) is reversed
 back before merging, so both directions line up timestep by timestep.
 
@@ -33,6 +37,11 @@ class Bidirectional(Layer):
         "merge_mode": {"enum": list(MERGE_MODES), "default": "concat",
                        "description": "how the two directions are combined; null returns "
                                       "both"},
+        "backward_layer": {"oneOf": [{"type": "null"}, {"$ref": "#/$defs/layer"}],
+                           "default": None,
+                           "description": "an inline recurrent layer for the backward "
+                                          "direction (Keras' backward_layer); default: "
+                                          "the wrapped layer with go_backwards: true"},
     }
     REQUIRED = ("layer",)
     WRAPS = ("layer",)
@@ -49,10 +58,47 @@ class Bidirectional(Layer):
             raise ShapeError(f"Bidirectional layer '{name}': merge_mode must be one of "
                              f"{list(MERGE_MODES)}, got {self.config['merge_mode']!r}")
         self.forward_layer = inner
-        self.backward_layer = type(inner)(
-            f"backward_{inner.name}",
-            dict(inner.config, go_backwards=not inner.config["go_backwards"]),
-            trainable=inner.trainable)
+        spec = self.config["backward_layer"]
+        if spec is None:
+            self.backward_layer = type(inner)(f"backward_{inner.name}",
+                                              dict(inner.config, go_backwards=True),
+                                              trainable=inner.trainable)
+        else:
+            self.backward_layer = self._backward_from(spec)
+        self._verify_layer_config()
+
+    def _backward_from(self, spec):
+        """The inline ``backward_layer`` mapping as a layer instance."""
+        from ..spec.schema import COMMON_LAYER_KEYS   # (imports the registry)
+        from .registry import REGISTRY
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        cls = REGISTRY.get(kind)
+        if cls is None or not issubclass(cls, RecurrentLayer):
+            raise ShapeError(f"Bidirectional layer '{self.name}': backward_layer must be an "
+                             f"inline recurrent layer (SimpleRNN, LSTM or GRU), got "
+                             f"{kind or type(spec).__name__}")
+        args = {k: v for k, v in spec.items() if k not in COMMON_LAYER_KEYS}
+        return cls(spec.get("name") or f"backward_{self.forward_layer.name}", args,
+                   trainable=spec.get("trainable", True))
+
+    def _verify_layer_config(self):
+        """Keras' ``Bidirectional._verify_layer_config``, with its messages."""
+        fw, bw = self.forward_layer, self.backward_layer
+        if fw.go_backwards == bw.go_backwards:
+            raise ShapeError(
+                f"Bidirectional layer '{self.name}': Forward layer and backward layer "
+                "should have different `go_backwards` value. Received: "
+                f"forward_layer.go_backwards {fw.go_backwards}, "
+                f"backward_layer.go_backwards={bw.go_backwards}"
+                + ("" if self.config["backward_layer"] is not None else
+                   " (the wrapped layer has go_backwards: true; give a backward_layer)"))
+        for a in ("return_sequences", "return_state"):
+            if fw.config[a] != bw.config[a]:
+                raise ShapeError(
+                    f"Bidirectional layer '{self.name}': Forward layer and backward layer "
+                    f'are expected to have the same value for attribute "{a}", got '
+                    f'"{fw.config[a]}" for forward layer and "{bw.config[a]}" for '
+                    "backward layer")
 
     def sublayers(self):
         return [self.forward_layer, self.backward_layer]
@@ -67,7 +113,11 @@ class Bidirectional(Layer):
         if self.merge_mode is None:
             return [y, tuple(bw[0])] + states
         if self.merge_mode == "concat":
-            y = y[:-1] + (2 * y[-1],)
+            return [y[:-1] + (y[-1] + bw[0][-1],)] + states
+        if tuple(bw[0]) != y:
+            raise ShapeError(f"Bidirectional layer '{self.name}': merge_mode "
+                             f"{self.merge_mode!r} needs both directions of the same shape, "
+                             f"got {y} and {tuple(bw[0])} (units differ)")
         return [y] + states
 
     def register_weights(self, input_shapes):

@@ -185,8 +185,11 @@ BIDIRECTIONAL = {
     "none-gru-seq-state": {"merge_mode": None, "layer": {"type": "GRU", "units": 2,
                                                          "return_sequences": True,
                                                          "return_state": True}},
+    # a wrapped layer going backwards needs its own backward_layer (Keras' rule)
     "concat-backwards-inner": {"layer": {"type": "LSTM", "units": 2, "go_backwards": True,
-                                         "return_sequences": True}},
+                                         "return_sequences": True},
+                               "backward_layer": {"type": "GRU", "units": 3,
+                                                  "return_sequences": True}},
     "unrolled-concat-gru-selu": {"layer": {"type": "GRU", "units": 2, "activation": "selu",
                                            "return_sequences": True, "return_state": True}},
 }
