@@ -69,17 +69,20 @@ def data_fingerprint(arrays: dict) -> dict:
     out = {}
     for name in sorted(arrays):
         value = arrays[name]
-        if hasattr(value, "blocks"):
-            shape, dtype, blocks = value.shape, value.dtype, value.blocks()
-        else:
-            array = np.ascontiguousarray(value)
-            shape, dtype, blocks = array.shape, array.dtype, (array,)
-        digest = hashlib.blake2b(digest_size=16)
-        for block in blocks:
-            if block.size:
-                digest.update(memoryview(block).cast("B"))
-        out[name] = {"shape": list(shape), "dtype": str(dtype),
-                     "blake2b": digest.hexdigest()}
+        streamed = hasattr(value, "blocks")
+        if not streamed:
+            value = np.ascontiguousarray(value)
+        shape, dtype = value.shape, value.dtype
+        digest = getattr(value, "digest", None)     # a streamed array is read once per fit
+        if digest is None:
+            hasher = hashlib.blake2b(digest_size=16)
+            for block in value.blocks() if streamed else (value,):
+                if block.size:
+                    hasher.update(memoryview(block).cast("B"))
+            digest = hasher.hexdigest()
+            if streamed:
+                value.digest = digest
+        out[name] = {"shape": list(shape), "dtype": str(dtype), "blake2b": digest}
     return out
 
 

@@ -222,6 +222,7 @@ class CastRows:
 
     def __init__(self, source, dtype):
         self.source, self.shape, self.dtype = source, tuple(source.shape), np.dtype(dtype)
+        self.digest = None      # set by checkpoint.data_fingerprint, which reads it once
 
     def blocks(self):
         rows = len(self.source)
@@ -250,6 +251,7 @@ class StreamedRows:
         self.tensors = {t.name: t for t in model.inputs}
         self.limits = model.index_limits() if hasattr(model, "index_limits") else {}
         self.size = self._check_headers()
+        self._fingerprint = None
 
     def _fail(self, value, message):
         path = _path(value)
@@ -286,8 +288,10 @@ class StreamedRows:
         return self.dtype if value.dtype.kind == "f" else value.dtype
 
     def fingerprint(self) -> dict:
-        return {name: CastRows(value, self._cast_dtype(name, value))
-                for name, value in {**self.inputs, **self.targets}.items()}
+        if self._fingerprint is None:
+            self._fingerprint = {name: CastRows(value, self._cast_dtype(name, value))
+                                 for name, value in {**self.inputs, **self.targets}.items()}
+        return self._fingerprint
 
     def values_per_row(self) -> int:
         return _values_per_row(list(self.inputs.values()) + list(self.targets.values()))

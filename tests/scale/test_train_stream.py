@@ -152,8 +152,12 @@ def test_resume_mid_epoch_reaches_the_uninterrupted_weights(tiny, small_blocks, 
     monkeypatch.setattr(loop, "SHUFFLE_BLOCK_VALUES", 1 << 24)
     graph = api.load(spec, seed=99)             # other initial weights: all from the file
     trainer = Trainer(graph, build_job(graph, None, None, {}))
+    blocks, reads = loop.CastRows.blocks, []
+    monkeypatch.setattr(loop.CastRows, "blocks",
+                        lambda self: reads.append(1) or blocks(self))
     history = trainer.fit(open_npy_dir(directory), checkpoint_dir=tmp_path / "ck",
                           resume=True, verbose=False)
+    assert len(reads) == 2          # x and y hashed once each (checked, then recorded)
     assert history == straight[0]
     assert _same_weights({k: v.data for k, v in graph.weights().items()}, straight[1])
 
