@@ -11,6 +11,7 @@ import click
 
 from ..errors import InputError
 from ..io.files import guard_outputs
+from ..io.modelfile import weights_source
 from .common import fail, fill_weights, friendly_errors, open_spec, set_option
 
 # format -> (module, function, what the format is); the function takes
@@ -37,8 +38,9 @@ def _per_model_paths(graph, output, model_name, fmt) -> list:
               help="Model to export. Without it every model of the spec is exported: "
                    "one file when there is one, else one file per model, -o out.onnx "
                    "writing out.MODEL.onnx for each.")
-@click.option("--weights", type=click.Path(), required=True,
-              help="Weights (.npz) from build or train; they are written into the file.")
+@click.option("--weights", type=click.Path(),
+              help="Weights (.npz) from build or train, written into the file; not needed "
+                   "when SPEC is a model file (graphspec pack), which holds its weights.")
 @click.option("--format", "fmt", type=click.Choice(sorted(EXPORTERS)), required=True,
               help="Output format: " + "; ".join(f"{k}: {v[2]}" for k, v in EXPORTERS.items())
               + ".")
@@ -66,7 +68,7 @@ def export(spec, model_name, weights, fmt, output, opset, check_rows, params):
       graphspec export specs/mlp.yaml --weights w.npz --format onnx -o mlp.onnx
       graphspec export specs/vae.yaml --model decoder --weights w.npz --format onnx -o dec.onnx
       graphspec export specs/vqa.yaml --weights w.npz --format onnx -o vqa.onnx --check 4
-      graphspec export specs/mlp.yaml --weights w.npz --format keras -o mlp.keras
+      graphspec export model.gspec.zip --format keras -o mlp.keras
     """
     if opset is not None and fmt != "onnx":
         raise click.BadParameter("--opset applies to --format onnx only", param_hint="--opset")
@@ -75,6 +77,9 @@ def export(spec, model_name, weights, fmt, output, opset, check_rows, params):
                                  "load the file with keras.saving.load_model", param_hint="--check")
     guard_outputs({"-o": output}, {"SPEC": spec, "--weights": weights})
     graph = open_spec(spec, params, weights)
+    if not weights_source(graph, weights):
+        raise click.UsageError("export writes trained weights into the file: give --weights "
+                               "W.npz, or a model file (graphspec pack) as SPEC")
     targets = _per_model_paths(graph, output, model_name, fmt)
     guard_outputs({"-o": targets}, {"SPEC": spec, "--weights": weights})
     fill_weights(graph, None, weights)

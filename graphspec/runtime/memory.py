@@ -52,6 +52,7 @@ class MemoryEstimate:
     activation_bytes_per_sample: int   # one forward pass, every tensor kept
     activation_factor: int          # 1 inference, 3 training
     layers: tuple                   # LayerBytes, one per layer
+    other_models_bytes: int = 0     # weights of the spec's layers this model does not use
 
     def activations(self, batch_size: int | None = None) -> int:
         batch = self.batch_size if batch_size is None else batch_size
@@ -149,7 +150,7 @@ def estimate(model, batch_size: int, training: bool = False, optimizer=None) -> 
         if largest is not None:
             activations[largest] += work[largest]
     own = model.layers()
-    rows, weights, total = [], 0, 0
+    rows, weights, total, others = [], 0, 0, 0
     for layer in own:
         everything, trainable = _weight_bytes(layer, dtype)
         extra = trainable * (per_weight - 1)
@@ -159,15 +160,21 @@ def estimate(model, batch_size: int, training: bool = False, optimizer=None) -> 
                                math.ceil(activations.pop(layer.name, 0))))
     rows += [LayerBytes(name, 0, math.ceil(size)) for name, size in activations.items()]
     if graph is not None:
+        # Graph.initialize allocates every layer of the spec, the other models' too: they
+        # count, and they are listed, so the largest layers named are the ones to cut.
         mine = {id(layer) for layer in own}
-        total += sum(_weight_bytes(layer, dtype)[0] for layer in graph.layers.values()
-                     if id(layer) not in mine)
+        for layer in graph.layers.values():
+            if id(layer) not in mine:
+                everything = _weight_bytes(layer, dtype)[0]
+                others += everything
+                rows.append(LayerBytes(layer.name, everything, 0))
+        total += others
     per_sample = math.ceil(sum(_per_sample(t) for t in model.inputs)
                            + sum(row.activations_per_sample for row in rows))
     return MemoryEstimate(model=model.name, batch_size=int(batch_size), weights_bytes=weights,
                           weights_total_bytes=total, activation_bytes_per_sample=per_sample,
                           activation_factor=TRAINING_ACTIVATION_FACTOR if training else 1,
-                          layers=tuple(rows))
+                          layers=tuple(rows), other_models_bytes=others)
 
 
 # -- the budget ------------------------------------------------------------------------
@@ -251,6 +258,9 @@ def check(est: MemoryEstimate, max_memory: int | None = None, extra: dict | None
     if budget is None or need <= budget:
         return
     parts = [f"weights {format_bytes(est.weights_total_bytes)}"]
+    if est.other_models_bytes:
+        parts[0] += (f", of which {format_bytes(est.other_models_bytes)} in layers of the "
+                     "spec's other models (all are allocated)")
     if est.batch_size:
         parts.append(f"activations {format_bytes(est.activations())} at batch size "
                      f"{est.batch_size}")
