@@ -117,7 +117,10 @@ def predict(spec, model_name, weights, inputs, data, columns, categories, output
     arrays = {name: load_npy(path) for name, path in files.items()}
     if data:
         mapping = data_mapping(graph, None, model.name, columns, categories) or None
-        arrays.update(read_data(data, mapping, model.input_names, graph.metadata)[0])
+        table = read_data(data, mapping, model.input_names, graph.metadata)[0]
+        # The same file as train/evaluate read: its targets (and other arrays) are not
+        # inputs, and predicting on a test set is an everyday thing to do.
+        arrays.update({k: v for k, v in table.items() if k in model.input_names})
     rows = _rows(arrays)
     # Every row's outputs are kept, then joined: twice their size on top of the run.
     outputs = {"outputs": 2 * rows * memory.output_bytes_per_sample(model)}

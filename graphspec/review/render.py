@@ -123,13 +123,16 @@ def _weight_rows(report: dict) -> list:
     rows = []
     if report["loads"]:
         renamed = [w for w in report["loads"] if w["key"] != w["new_key"]]
-        rows.append(("loads unchanged", f"{len(report['loads'])} weight(s)", None,
-                     _listed(report["loads"], "new_key")))
+        same = [w for w in report["loads"] if w["key"] == w["new_key"]]
+        if same:
+            rows.append(("loads unchanged", f"{len(same)} weight(s)", None,
+                         _listed(same, "new_key")))
         rows += [("loads renamed", w["new_key"], w["key"], w["new_key"]) for w in renamed]
     rows += [("changes shape", w["new_key"], w["old"], w["new"] + " (initialised)")
              for w in report["reshaped"]]
     rows += [("new, initialised", w["key"], None, w["shape"]) for w in report["new"]]
-    rows += [("dropped", w["key"], "layer removed", None) for w in report["dropped"]]
+    rows += [("dropped", w["key"], w.get("why", "no such weight in the new spec"), None)
+             for w in report["dropped"]]
     rows += [("not loadable", w["key"], w["problem"], None) for w in report["unusable"]]
     if report["not_carried"]:
         rows.append(("not carried over", f"{len(report['not_carried'])} entries",

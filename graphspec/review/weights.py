@@ -54,7 +54,9 @@ def compatibility(old_graph, new_graph, mapping: dict, path) -> tuple:
         target = f"{mapping[layer]}/{weight}" if layer in mapping else None
         spec = new_specs.get(target)
         if spec is None:
-            dropped.append({"key": key})
+            why = "its layer is gone" if layer not in mapping else \
+                "the layer no longer has this weight (e.g. use_bias turned off)"
+            dropped.append({"key": key, "why": why})
         elif tuple(value.shape) != tuple(spec.shape):
             reshaped.append({"key": key, "new_key": target, "old": shape_text(value.shape),
                              "new": shape_text(spec.shape)})

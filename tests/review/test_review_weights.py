@@ -110,3 +110,13 @@ def test_pickled_weights_are_refused(tmp_path):
     np.savez(path, **{"dense_1/kernel": np.array([object()], dtype=object)})
     with pytest.raises(InputError, match="pickled"):
         diff_specs(shipped("mlp.yaml"), shipped("mlp.yaml"), weights=path)
+
+
+def test_text_lists_a_renamed_weight_once_not_also_as_unchanged(tmp_path, old_weights):
+    _, weights = old_weights
+    new = edited(tmp_path, "mlp.yaml", *RENAMED_WITH_HEAD)
+    text = diff_specs(shipped("mlp.yaml"), new, params_old=SMALL, params_new=SMALL,
+                      weights=weights).to_text()
+    unchanged = next(line for line in text.splitlines() if "loads unchanged" in line)
+    assert "4 weight(s)" in unchanged and "hidden_b" not in unchanged
+    assert text.count("loads renamed") == 2
