@@ -75,6 +75,11 @@ def export(spec, model_name, weights, fmt, output, opset, check_rows, params):
     if check_rows and fmt != "onnx":
         raise click.BadParameter("--check runs ONNX files in onnxruntime; for --format keras "
                                  "load the file with keras.saving.load_model", param_hint="--check")
+    if fmt == "keras" and not str(output).endswith(".keras"):
+        # keras.saving.load_model goes by the extension: any other name is a file Keras
+        # will not open.
+        raise click.BadParameter(f"'{output}': a Keras archive must end in .keras",
+                                 param_hint="-o")
     guard_outputs({"-o": output}, {"SPEC": spec, "--weights": weights})
     graph = open_spec(spec, params, weights)
     if not weights_source(graph, weights):

@@ -168,6 +168,10 @@ def train(spec, model_name, job_name, data, epochs, batch_size, weights, output,
     """
     # Outputs are checked first: a typo in a directory fails now, not after training,
     # and no output may be one of the files the run reads.
+    if output and checkpoint_dir and os.path.realpath(output) == os.path.realpath(
+            checkpoint_dir):
+        raise click.BadParameter(f"'{output}' is also the --checkpoint directory; name a "
+                                 "file for the trained weights, e.g. -o w.npz", param_hint="-o")
     checkpoint = inside(checkpoint_dir, CHECKPOINT_FILE)
     guard_outputs({"-o": output, "--history": history, "--checkpoint": checkpoint},
                   {"SPEC": spec, "--weights": weights, "--data": data,
