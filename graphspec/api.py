@@ -201,7 +201,7 @@ def prepare(spec, weights=None, params: dict | None = None, dtype: str = "float3
             merge_params(recorded["params"], merged, str(weights))   # refuses a conflict
         graph = loads(model_file.spec_text, dtype=dtype, params=merged, initialize=False,
                           name=spec_display(spec, model_file.spec_name))
-        attach(graph, model_file.metadata, model_file.spec_text, merged)
+        attach(graph, model_file.metadata, model_file.spec_text)   # params: set by load
         graph.model_file = os.fspath(spec)
         return Opened(graph, model_file.metadata, notes)
     merged, notes = explicit, []
@@ -209,7 +209,9 @@ def prepare(spec, weights=None, params: dict | None = None, dtype: str = "float3
         merged, notes = merge_params(recorded["params"], explicit, str(weights),
                                      declared_params(spec))
     graph = load(spec, dtype=dtype, params=merged, initialize=False)
-    attach(graph, recorded, params=merged)    # its vocabularies and columns, for --data
+    # Its vocabularies and columns, for --data. graph.params stays as load set it: the
+    # spec's declared params with the merged --set/recorded values on top.
+    attach(graph, recorded)
     return Opened(graph, recorded, notes)
 
 

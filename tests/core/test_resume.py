@@ -211,3 +211,26 @@ def test_an_interrupt_inside_the_weight_update_keeps_the_epoch_checkpoint(tmp_pa
     with np.load(info.value.path) as archive:
         assert int(archive["trainer/epoch"]) == 1
         assert json.loads(archive["trainer/progress"].tobytes())["position"] is None
+
+
+def test_resume_conflict_names_the_default_param_the_checkpoint_used(tmp_path):
+    """A run trained on the spec's default param says so (not None) when --set differs."""
+    from click.testing import CliRunner
+
+    from graphspec.cli import main
+    spec = tmp_path / "xp.yaml"
+    spec.write_text(
+        "graphspec: 1\nparams:\n  units: 64\nlayers:\n"
+        "  h: {type: Dense, units: \"${units}\", activation: relu}\n"
+        "  o: {type: Dense, units: 2, activation: softmax}\n"
+        "models:\n  m:\n    inputs:\n      x: {shape: [3]}\n    calls:\n"
+        "      - {layer: h, in: x, out: a}\n      - {layer: o, in: a, out: y}\n"
+        "    outputs: [y]\ntraining:\n  default: {model: m, loss: sparse_categorical_crossentropy,"
+        " epochs: 1, batch_size: 4}\n")
+    np.savez(tmp_path / "d.npz", x=np.ones((8, 3), np.float32), y=np.arange(8) % 2)
+    args = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "-o", str(tmp_path / "w.npz"),
+            "--checkpoint", str(tmp_path / "ck")]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    result = CliRunner().invoke(main, args + ["--resume", "--set", "units=8", "--epochs", "2"])
+    assert result.exit_code == 1
+    assert "spec param 'units' is 64 in the checkpoint but 8 now" in result.output
