@@ -6,7 +6,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..graph.summary import summary
-from ..io.files import dumps_json, guard_outputs, load_npy, save_npz
+from ..io.files import (OutputDir, dumps_json, guard_outputs, is_directory_output, load_npy,
+                        save_npz)
 from ..io.tabular import read_data, write_predictions_csv
 from ..runtime import memory
 from ..runtime.executor import node_statistics
@@ -98,10 +99,14 @@ def predict(spec, model_name, weights, inputs, data, columns, categories, output
     if not files and not data:
         raise click.UsageError("give the inputs: --input NAME=FILE.npy (per input) or "
                                "--data FILE.csv|.parquet|.npz")
-    guard_outputs({"-o": output}, {"SPEC": spec, "--weights": weights, "--data": data,
-                                   **input_labels(files)})
+    read = {"SPEC": spec, "--weights": weights, "--data": data, **input_labels(files)}
+    into_dir = is_directory_output(output)     # -o DIR/: NAME.npy per output
+    guard_outputs({"-o": OutputDir(output) if into_dir else output}, read)
     graph = open_spec(spec, params, weights)
     model = graph.model(model_name)
+    if into_dir:       # now the files are known: none of them may be an input
+        guard_outputs({"-o": OutputDir(output, tuple(f"{n}.npy" for n in
+                                                      model.output_names))}, read)
     if not data and wants_streaming(output, engine):
         # Batch by batch from memory-mapped .npy windows to -o on disk (or on Dask):
         # memory is bounded by the batch, not by the rows.
@@ -132,6 +137,10 @@ def predict(spec, model_name, weights, inputs, data, columns, categories, output
         names = write_predictions_csv(output, outputs,
                                       (graph.metadata or {}).get("vocabularies"))
         click.echo(f"saved columns {', '.join(names)} to {output}")
+    elif into_dir:
+        from ..engines.outputs import save_outputs
+        save_outputs(output, outputs)
+        click.echo(f"saved outputs {', '.join(outputs)} to {output}")
     elif output:
         save_npz(output, outputs)
         click.echo(f"saved outputs {', '.join(outputs)} to {output}")

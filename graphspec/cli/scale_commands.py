@@ -6,13 +6,14 @@ when ``--engine dask`` is chosen.
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import click
 import numpy as np
 
 from ..errors import InputError
-from ..io.files import guard_outputs, load_npz, save_json
+from ..io.files import OutputDir, guard_outputs, is_directory_output, load_npz, save_json
 from .common import friendly_errors
 
 ENGINES = ("embedded", "dask")
@@ -35,8 +36,29 @@ workers_option = click.option(
          "up to 4.")
 
 
+DASK_ONLY_FLAGS = (("scheduler", "--scheduler"), ("chunk_rows", "--chunk-rows"),
+                   ("workers", "--workers"))
+
+
+def _dask_flags_need_dask(command):
+    """Refuse --scheduler/--chunk-rows/--workers without --engine dask (a usage error
+    naming the flags) before the command runs, whatever path it then takes."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        if kwargs.get("engine", "embedded") != "dask":
+            given = [flag for key, flag in DASK_ONLY_FLAGS if kwargs.get(key) is not None]
+            if given:
+                raise click.UsageError(f"{', '.join(given)} only "
+                                       f"{'applies' if len(given) == 1 else 'apply'} "
+                                       "with --engine dask")
+        return command(*args, **kwargs)
+    return wrapper
+
+
 def engine_options(command):
-    """--engine, --scheduler, --chunk-rows, --workers on a command."""
+    """--engine, --scheduler, --chunk-rows, --workers on a command; the last three are
+    refused as usage errors without --engine dask."""
+    command = _dask_flags_need_dask(command)
     for option in (workers_option, chunk_rows_option, scheduler_option, engine_option):
         command = option(command)
     return command
@@ -62,12 +84,18 @@ def _data_paths(data) -> list:
     return [data] if isinstance(data, (str, os.PathLike)) else []
 
 
-def _output_files(output, names) -> list:
-    from ..engines.outputs import output_paths
+def _output_files(output, names):
+    """What ``-o`` will write, for the guard: DIR/NAME.npy per output (nothing is
+    created yet), or the file itself."""
     if output is None:
         return []
-    paths = output_paths(output, names)
-    return list(paths.values()) or [os.fspath(output)]
+    if is_directory_output(output):
+        return OutputDir(os.fspath(output), tuple(f"{name}.npy" for name in names))
+    return [os.fspath(output)]
+
+
+def _is_csv(output) -> bool:
+    return output is not None and os.fspath(output).lower().endswith(".csv")
 
 
 # -- runners the predict and evaluate commands call -------------------------------------
@@ -77,11 +105,21 @@ def run_predict(model, input_paths: dict, output_path_or_dir=None, engine: str =
                 progress: bool | None = None, allow_nonfinite: bool = False) -> dict:
     """Predict over ``input_paths`` ({input name: .npy path}, or arrays) with an engine;
     outputs go to a ``.npy`` (one output), ``.npz`` or ``DIR/`` (NAME.npy per output),
-    or come back as arrays when ``output_path_or_dir`` is None."""
+    or come back as arrays when ``output_path_or_dir`` is None. A ``.csv`` output is
+    gathered in memory and written as ``predict -o FILE.csv`` writes it (category names
+    for outputs trained on categories), on either engine."""
     from ..engines import embedded
     guard_outputs({"-o": _output_files(output_path_or_dir, model.output_names)},
           {f"--input {n}": [p] for n, p in input_paths.items()
            if isinstance(p, (str, os.PathLike))})
+    if _is_csv(output_path_or_dir):
+        from ..io.tabular import write_predictions_csv
+        arrays = run_predict(model, input_paths, None, engine, batch_size, chunk_rows,
+                             scheduler, workers, seed, progress, allow_nonfinite)
+        graph = getattr(model, "graph", None)
+        write_predictions_csv(output_path_or_dir, arrays,
+                              (getattr(graph, "metadata", None) or {}).get("vocabularies"))
+        return {name: os.fspath(output_path_or_dir) for name in arrays}
     batch_size = batch_size or 32
     if engine == "dask":
         from ..engines import dask_engine

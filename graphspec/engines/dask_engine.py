@@ -30,6 +30,7 @@ import uuid
 import numpy as np
 
 from ..errors import GraphspecError, InputError
+from ..io.npystream import NpySource
 from . import embedded
 from .bundle import ModelBundle, shipped
 from .outputs import RowSink
@@ -132,6 +133,32 @@ def _chunk_inputs(sources: dict, rows: int, chunk: int) -> list:
         per_name[name] = list(source.to_delayed().reshape(-1))
     return [{name: blocks[i] for name, blocks in per_name.items()}
             for i in range(-(-rows // chunk))]
+
+
+class WorkerSource(NpySource):
+    """An NpySource shipped to workers under its absolute path: a worker started in
+    another directory (a remote scheduler's) reads the same file, and one that cannot
+    open it says so in a line that names the path and the requirement."""
+
+    @classmethod
+    def of(cls, source: NpySource) -> "WorkerSource":
+        return cls(os.path.abspath(source.path), source.shape, source.dtype, source.offset)
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        try:
+            return super().rows(start, stop)
+        except InputError:
+            if not os.access(self.path, os.R_OK) or not os.path.isfile(self.path):
+                raise InputError(f"a Dask worker cannot open {self.path}: inputs must be "
+                                 "readable at the same path on every worker") from None
+            raise
+
+
+def _for_workers(sources: dict) -> dict:
+    """Sources as shipped to workers: .npy files under absolute paths (WorkerSource)."""
+    return {name: WorkerSource.of(source) if isinstance(source, NpySource) and
+            not isinstance(source, WorkerSource) else source
+            for name, source in sources.items()}
 
 
 def _as_sources(data, names, what):
@@ -266,6 +293,7 @@ def predict(model, inputs, output=None, batch_size: int = 32, chunk_rows: int | 
     sources = _as_sources(embedded.model_inputs(model, inputs), model.input_names,
                           f"model '{model.name}'")
     embedded.check_input_shapes(model, sources)
+    sources = _for_workers(sources)
     rows = int(next(iter(sources.values())).shape[0])
     if rows == 0:
         raise InputError(f"the inputs of model '{model.name}' have no rows")
@@ -304,6 +332,7 @@ def evaluate(model, data, batch_size: int = 32, job_name: str | None = None,
         raise InputError(f"evaluating model '{model.name}' needs arrays by name {names}")
     sources = _as_sources(data, names, f"evaluating model '{model.name}'")
     embedded.check_input_shapes(model, sources)
+    sources = _for_workers(sources)
     rows = int(next(iter(sources.values())).shape[0])
     if rows == 0:
         raise InputError(f"evaluation data for model '{model.name}' has no samples")

@@ -127,3 +127,18 @@ class RowSink:
             if not isinstance(target, np.ndarray):
                 with contextlib.suppress(Exception):
                     target.abort()
+
+
+def save_outputs(output, arrays: dict) -> dict:
+    """Write in-memory outputs by name to ``output`` (a ``.npy``, ``.npz`` or ``DIR/``)
+    through a :class:`RowSink`: whole files under their final names, or nothing."""
+    names = list(arrays)
+    rows = int(np.asarray(arrays[names[0]]).shape[0]) if names else 0
+    sink = RowSink(output, names, rows)
+    try:
+        if rows:
+            sink.write(0, arrays)
+        return sink.commit()
+    except BaseException:
+        sink.abort()
+        raise

@@ -51,6 +51,23 @@ class Inside:
     name: str
 
 
+@dataclass(frozen=True)
+class OutputDir:
+    """An output option naming a directory that receives one file per name in
+    ``names`` (``predict -o DIR/``: NAME.npy per output); ``names`` None while they are
+    not known yet (only the directory itself is checked)."""
+    directory: str
+    names: tuple | None = None
+
+
+def is_directory_output(path) -> bool:
+    """Whether an output path names a directory: it ends with a separator or is one."""
+    if path is None:
+        return False
+    path = os.fspath(path)
+    return path.endswith((os.sep, "/")) or os.path.isdir(path)
+
+
 def inside(directory, name: str):
     """``Inside(directory, name)``, or None when the option was not given."""
     return None if directory is None else Inside(os.fspath(directory), name)
@@ -64,6 +81,8 @@ def _paths(value) -> list:
         return [p for item in value for p in _paths(item)]
     if isinstance(value, Inside):
         return [os.path.join(value.directory, value.name)]
+    if isinstance(value, OutputDir):
+        return [os.path.join(value.directory, name) for name in value.names or ()]
     return [os.fspath(value)]
 
 
@@ -73,7 +92,7 @@ def _raw(value) -> list:
         return []
     if isinstance(value, (list, tuple)):
         return [r for item in value for r in _raw(item)]
-    return [value.directory if isinstance(value, Inside) else os.fspath(value)]
+    return [value.directory if isinstance(value, (Inside, OutputDir)) else os.fspath(value)]
 
 
 class _Identity:
@@ -122,9 +141,15 @@ def guard_outputs(outputs: dict, inputs: dict) -> None:
                                      f"'{path}': {harm}; choose another path for {label}")
             seen.append((label, mine, False))
     for label, value in outputs.items():
-        if not isinstance(value, Inside):
-            for path in _paths(value):
-                check_output_path(path)
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, OutputDir):
+                check_output_dir(item.directory)
+                if os.path.isdir(item.directory):
+                    for path in _paths(item):
+                        check_output_path(path)
+            elif not isinstance(item, Inside):
+                for path in _paths(item):
+                    check_output_path(path)
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -153,6 +178,30 @@ def check_output_path(path) -> str:
                          "FIFO or socket); graphspec only replaces regular files")
     if not os.access(directory, os.W_OK | os.X_OK):
         raise InputError(f"cannot write '{path}': directory '{directory}' is not writable")
+    return path
+
+
+def check_output_dir(path) -> str:
+    """Refuse a directory output (files written inside it) that cannot be: an existing
+    non-directory, or a missing directory that cannot be created. Returns the path."""
+    path = os.fspath(path)
+    if not path:
+        raise InputError("an output path is empty")
+    target = os.path.abspath(path)
+    if os.path.exists(target) and not os.path.isdir(target):
+        raise InputError(f"cannot write into '{path}': it is a file, not a directory")
+    existing = target
+    while not os.path.exists(existing):
+        parent = os.path.dirname(existing)
+        if parent == existing:
+            break
+        existing = parent
+    if not os.path.isdir(existing):
+        raise InputError(f"cannot create directory '{path}': '{existing}' is not a "
+                         "directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write into '{path}': directory '{existing}' is not "
+                         "writable")
     return path
 
 

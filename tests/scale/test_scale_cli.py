@@ -62,7 +62,8 @@ def test_output_that_is_an_input_is_refused_before_work(tmp_path):
 def test_dask_flags_need_the_dask_engine_and_bad_inputs_are_one_line(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((4, 64)))
     result = invoke("--input", f"pixels={tmp_path / 'x.npy'}", "--chunk-rows", 8)
-    assert result.exit_code == 2 and "only apply with --engine dask" in result.output
+    assert result.exit_code == 2
+    assert "--chunk-rows only applies with --engine dask" in result.output
     result = invoke("--input", f"pixels={tmp_path / 'missing.npy'}")
     assert result.exit_code == 1 and "no such file" in result.output
     result = invoke("--input", f"pixels={tmp_path / 'x.npy'}", "-o", tmp_path / "out")
