@@ -113,9 +113,26 @@ def _task(profile: dict, task: str) -> str:
     return "classification" if small else "regression"
 
 
-def starting_spec(data_path, target: str, task: str = "auto", hidden=(64, 32)) -> tuple:
+def _left_out(by_name: dict, skipped: list, gaps: list) -> list:
+    """One line per reason columns are not features: text, or numbers with empty cells
+    (training refuses empty cells, so the spec would not train as written with them)."""
+    lines = []
+    if gaps:
+        shown = ", ".join(f"{c} ({by_name[c]['missing']} empty, first in data row "
+                          f"{by_name[c]['first_missing']})" for c in gaps)
+        lines.append(f"left out numeric column(s) with missing values: {shown}; fill the "
+                     "empty cells, then add them to the features")
+    if skipped:
+        lines.append(f"left out text column(s) (not numbers): {', '.join(skipped)}")
+    return lines
+
+
+def starting_spec(data_path, target: str, task: str = "auto", hidden=(64, 32),
+                  notes: list | None = None) -> tuple:
     """(YAML text, summary line) of a spec that trains on ``data_path`` as written: an MLP
-    over the numeric columns (batch-normalised first) with a head sized from ``target``."""
+    over the numeric columns (batch-normalised first) with a head sized from ``target``.
+    Columns left out are said in the YAML and, one line per reason, appended to ``notes``:
+    text columns, and numeric columns with empty cells (training refuses empty cells)."""
     profiles = profile_columns(data_path)
     header = [p["name"] for p in profiles]
     by_name = {p["name"]: p for p in profiles}
@@ -123,9 +140,21 @@ def starting_spec(data_path, target: str, task: str = "auto", hidden=(64, 32)) -
         raise InputError(f"{data_path}: no column '{target}' to predict; its columns: "
                          f"{', '.join(header[:12])}")
     features = [c for c in header if c != target and by_name[c]["numeric"]]
-    skipped = [c for c in header if c != target and not by_name[c]["numeric"]]
+    gaps = [c for c in header if c != target and by_name[c].get("missing")]
+    skipped = [c for c in header if c != target and not by_name[c]["numeric"]
+               and c not in gaps]
+    goal = by_name[target]
+    if goal.get("missing"):
+        raise InputError(f"{data_path}: column '{target}' (to predict) has "
+                         f"{goal['missing']} empty cell(s), the first in data row "
+                         f"{goal['first_missing']}; fill them or drop those rows, then run "
+                         "init again")
+    left_out = _left_out(by_name, skipped, gaps)
+    if notes is not None:
+        notes.extend(left_out)
     if not features:
-        raise InputError(f"{data_path}: no numeric column besides '{target}' to learn from")
+        raise InputError(f"{data_path}: no numeric column besides '{target}' to learn from" +
+                         (f" ({'; '.join(left_out)})" if left_out else ""))
     task = _task(by_name[target], task)
     output = tensor_name(target, {"features", "normalized", "hidden_1", "hidden_2"})
     if task == "classification":
@@ -158,6 +187,8 @@ def starting_spec(data_path, target: str, task: str = "auto", hidden=(64, 32)) -
         f"# Written by: graphspec init --data {data_path} --target {target}",
         "# A starting point: change the layers, then graphspec train this spec --data FILE.",
         *([f"# Text columns left out (not numbers): {', '.join(skipped)}"] if skipped else []),
+        *([f"# Numeric columns left out (empty cells; fill them, then add the columns to "
+           f"features): {', '.join(gaps)}"] if gaps else []),
         "graphspec: 1",
         f"description: MLP from {len(features)} numeric column(s) to '{target}' ({what})",
         "layers:",
@@ -228,11 +259,14 @@ def init(data_path, target, task, output):
       graphspec train iris.yaml --data iris.csv -o iris.npz
     """
     _guard(output, {"--data": data_path})
-    text, summary = starting_spec(data_path, target, task)
+    notes = []
+    text, summary = starting_spec(data_path, target, task, notes=notes)
     check_starting_spec(text, output)
     with files.atomic_write(output, "w") as handle:
         handle.write(text)
     click.echo(f"wrote {output}: {summary}")
+    for note in notes:
+        click.echo(note, err=True)
     click.echo(f"next: graphspec train {output} --data {data_path} -o weights.npz", err=True)
 
 
@@ -240,7 +274,8 @@ def init(data_path, target, task, output):
 def data_mapping(graph, job_name=None, model_name=None, columns=(), categories=()) -> dict:
     """The column mapping for a tabular --data: --columns/--categories when given, else
     the data: section of the training job the command runs (chosen as build_job does:
-    --job, else the first job for --model, else the first job)."""
+    --job, else the first job for --model, else the first job), read through the column
+    names the loaded weights record (:func:`graphspec.io.tabular.with_recorded`)."""
     from ..io.tabular import parse_columns
     if columns or categories:
         try:
@@ -248,8 +283,16 @@ def data_mapping(graph, job_name=None, model_name=None, columns=(), categories=(
         except InputError as exc:          # a malformed option is a usage error (exit 2)
             option, _, message = str(exc).partition(" ")
             raise click.BadParameter(message, param_hint=option) from None
+    from ..io.tabular import with_recorded
     jobs = graph.training or {}
     if job_name is None:
         job_name = next((n for n, j in jobs.items() if model_name in (None, j.get("model"))),
                         None)
-    return dict((jobs.get(job_name) or {}).get("data") or {})
+    mapping = dict((jobs.get(job_name) or {}).get("data") or {})
+    # Weights record the column NAMES training read: a data file is read by name, in any
+    # column order (an explicit --columns span above still means this file's header).
+    source = getattr(graph, "model_file", None) or "the weights"
+    mapping, notes = with_recorded(mapping, getattr(graph, "metadata", None), f"'{source}'")
+    for note in notes:
+        click.echo(note, err=True)
+    return mapping

@@ -3,8 +3,10 @@
 ``__graphspec__`` is a JSON document stored as a 1-D ``uint8`` array, so
 ``np.load(allow_pickle=False)`` reads it like any other array. It records the graphspec
 version, the spec's name and sha256, the model, the effective params, the vocabularies
-and column mapping of tabular data, and an architecture fingerprint (a hash over every
-weight's name, shape and dtype and every layer's type).
+and column mapping of tabular data (``columns``: the column NAMES training read, spans
+resolved against the training file's header, so later files are read by name in any
+order; older files recorded the span itself), and an architecture fingerprint (a hash
+over every weight's name, shape and dtype and every layer's type).
 
 Metadata is untrusted like everything else: it is size-capped, decoded strictly, parsed
 by ``json`` (dicts, lists, strings, numbers; NaN refused) and validated against

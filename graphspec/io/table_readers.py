@@ -303,7 +303,7 @@ def _sample_csv(path, max_rows) -> tuple:
 
 
 def _sample_parquet(path, max_rows) -> tuple:
-    """Numeric Parquet columns as numbers (nulls as NaN: not numeric), others as text."""
+    """Numeric Parquet columns as numbers (nulls as empty cells: missing), others as text."""
     pa, pq = _pyarrow(path)
     try:
         batch = next(pq.ParquetFile(path).iter_batches(batch_size=max_rows), None)
@@ -316,7 +316,7 @@ def _sample_parquet(path, max_rows) -> tuple:
         kind = column.type
         if pa.types.is_integer(kind) or pa.types.is_floating(kind) or \
                 pa.types.is_boolean(kind) or pa.types.is_decimal(kind):
-            cells[name] = [repr(float(v)) if v is not None else "nan"
+            cells[name] = [repr(float(v)) if v is not None else ""
                            for v in column.to_pylist()]
         else:
             cells[name] = ["" if v is None else str(v) for v in column.to_pylist()]
@@ -324,8 +324,10 @@ def _sample_parquet(path, max_rows) -> tuple:
 
 
 def profile_columns(path, max_rows: int = 100_000) -> list:
-    """Per column: name, numeric (every sampled cell a finite number), integer-valued,
-    distinct values (up to 1000 counted), rows sampled. Reads at most ``max_rows``."""
+    """Per column: name, numeric (every sampled cell a finite number), missing (a column
+    of finite numbers but for that many empty cells; first_missing: the first one's data
+    row), integer-valued, min, max (of the numbers), distinct values (up to 1000 counted),
+    rows sampled. Reads at most ``max_rows``."""
     path = os.fspath(path)
     check_table_file(path)
     kind = table_kind(path)
@@ -335,19 +337,25 @@ def profile_columns(path, max_rows: int = 100_000) -> list:
     profile = []
     for name in header:
         values = cells[name]
+        blank = [i for i, v in enumerate(values) if not v.strip()]
+        filled = [v for v in values if v.strip()] if blank else values
         try:
-            numbers = np.fromiter(map(float, values), np.float64, len(values))
-            numeric = bool(len(values)) and bool(np.all(np.isfinite(numbers)))
+            numbers = np.fromiter(map(float, filled), np.float64, len(filled))
+            finite = bool(len(filled)) and bool(np.all(np.isfinite(numbers)))
         except ValueError:
-            numbers, numeric = None, False
+            numbers, finite = None, False
+        numeric = finite and not blank
         distinct = set()
         for v in values:
             distinct.add(v)
             if len(distinct) > 1000:
                 break
         profile.append({"name": name, "numeric": numeric, "rows": len(values),
-                        "integer": numeric and bool(np.all(numbers == np.round(numbers))),
-                        "min": float(numbers.min()) if numeric else None,
-                        "max": float(numbers.max()) if numeric else None,
+                        # numbers but for empty cells: how many, and the first data row
+                        "missing": len(blank) if finite else 0,
+                        "first_missing": blank[0] + 1 if finite and blank else None,
+                        "integer": finite and bool(np.all(numbers == np.round(numbers))),
+                        "min": float(numbers.min()) if finite else None,
+                        "max": float(numbers.max()) if finite else None,
                         "distinct": len(distinct)})
     return profile

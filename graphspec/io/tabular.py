@@ -104,6 +104,7 @@ def validate_mapping(mapping, source: str) -> None:
 
 def _fields(path, header, mapping) -> list:
     validate_mapping(mapping, str(path))
+    _refuse_missing(path, header, mapping)
     fields = []
     for name, spec in mapping.items():
         if "column" in spec:
@@ -114,6 +115,88 @@ def _fields(path, header, mapping) -> list:
         columns = [c for item in items for c in _expand(path, header, name, item)]
         fields.append(_Field(name, columns, None, False))
     return fields
+
+
+def _refuse_missing(path, header, mapping) -> None:
+    """Named columns (not spans) the file lacks, all of them in one line: a model file's
+    recorded columns are names, and a file without some of them is refused naming each."""
+    present = set(header)
+    missing = []
+    for name, spec in mapping.items():
+        items = [spec["column"]] if "column" in spec else \
+            [spec["columns"]] if isinstance(spec["columns"], str) else spec["columns"]
+        missing += [(item, name) for item in items
+                    if item not in present and ":" not in item]
+    if len(missing) < 2:
+        return               # none, or one: _column says it with a suggestion
+    shown = ", ".join(header[:12]) + (", ..." if len(header) > 12 else "")
+    lacks = ", ".join(f"'{c}' (for '{n}')" for c, n in missing[:12]) + \
+        (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
+    raise InputError(f"{path}: no columns {lacks}; its columns: {shown}")
+
+
+def resolved_mapping(fields) -> dict:
+    """The mapping with every span replaced by the column names it resolved to: what a
+    weights or model file records, so later files are read by name in any column order."""
+    out = {}
+    for field in fields:
+        if field.single:
+            entry = {"column": field.columns[0]}
+            if field.categories is not None:
+                entry["categories"] = field.categories
+        else:
+            entry = {"columns": list(field.columns)}
+        out[field.name] = entry
+    return out
+
+
+def _items(entry) -> list:
+    if "column" in entry:
+        return [entry["column"]]
+    return [entry["columns"]] if isinstance(entry["columns"], str) else list(entry["columns"])
+
+
+def has_span(entry) -> bool:
+    """Whether a mapping entry names its columns by a span (header order), not by name."""
+    return "columns" in entry and any(":" in item for item in _items(entry))
+
+
+def _resolves_to(entry, recorded) -> bool:
+    """Whether ``entry`` (a job's data: entry) read against the recorded names as a header
+    gives exactly those names: the same mapping the weights were trained with."""
+    if not isinstance(entry, dict) or not isinstance(recorded, dict):
+        return False
+    if entry == recorded:
+        return True
+    if "columns" not in entry or "columns" not in recorded or has_span(recorded):
+        return False
+    names = _items(recorded)
+    try:
+        got = [c for item in _items(entry) for c in _expand("", names, "", item)]
+    except InputError:
+        return False
+    return got == names
+
+
+def with_recorded(mapping: dict, metadata: dict | None, source: str = "the weights"):
+    """(mapping, notes): ``mapping`` (a job's data: section) with each entry the weights
+    were trained with replaced by the column names recorded for it, so a data file is
+    read by name whatever its column order. Entries the job maps differently stay (the
+    user changed them); names only the file records are added. Files of older versions
+    record spans, not names: those keep working in header order, with a note saying so.
+    """
+    recorded = (metadata or {}).get("columns") or {}
+    out, notes = dict(mapping), []
+    for name, entry in recorded.items():
+        if name not in out or _resolves_to(out[name], entry):
+            out[name] = entry
+        if out[name] == entry and has_span(entry):
+            spans = ", ".join(i for i in _items(entry) if ":" in i)
+            notes.append(f"warning: {source} records '{name}' as the span {spans}, not the "
+                         "column names it was trained on (an older graphspec wrote it); "
+                         "assuming the data file's columns are in the training file's "
+                         "order (train again to record the names)")
+    return out, notes
 
 
 def _categories(path, field, values, vocabulary, line_of) -> tuple:
@@ -174,6 +257,11 @@ def load_table(path, mapping: dict, vocabularies: dict | None = None,
         raise InputError(f"{path}: no columns are mapped to the model's inputs and targets; "
                          "add a data: section to the training job, or pass --columns "
                          "NAME=COLUMNS")
+    arrays, vocab, _ = _load(path, kind, mapping, vocabularies, dtype)
+    return arrays, vocab
+
+
+def _load(path, kind, mapping, vocabularies, dtype) -> tuple:
     header = header_of(path, kind)
     fields = _fields(path, header, mapping)
     numeric, text = _kinds(path, fields)
@@ -193,18 +281,19 @@ def load_table(path, mapping: dict, vocabularies: dict | None = None,
     sizes = {len(a) for a in arrays.values()}
     if sizes == {0}:
         raise InputError(f"{path}: no data rows below the header")
-    return arrays, vocab
+    return arrays, vocab, resolved_mapping(fields)
 
 
 # -- one call for the commands that take --data ----------------------------------------
 def read_data(path, mapping: dict | None = None, names=None, metadata: dict | None = None,
               dtype: str = "float32") -> tuple:
     """(arrays, vocabularies, mapping used) for ``--data``/``--input``: an ``.npz`` as it is,
-    a CSV/Parquet through a mapping.
+    a CSV/Parquet through a mapping. The mapping used has every span resolved to the
+    column names it gave in this file's header (what train records in the weights).
 
     The mapping is ``mapping`` (``--columns``, or the job's ``data:``) when given, else the
     columns recorded in ``metadata`` (the model file's, so a colleague predicts without
-    knowing them); ``names`` keeps only those entries (predict: the model's inputs).
+    knowing them, in any column order; see :func:`with_recorded` for a job's mapping); ``names`` keeps only those entries (predict: the model's inputs).
     Vocabularies recorded in ``metadata`` are reused, never re-derived.
     """
     from .files import load_npz
@@ -220,8 +309,11 @@ def read_data(path, mapping: dict | None = None, names=None, metadata: dict | No
             raise InputError(f"{path}: no columns are mapped to {missing}; add them to the "
                              "job's data: section or pass --columns NAME=COLUMNS")
         chosen = {n: chosen[n] for n in names if n in chosen}
-    arrays, vocabularies = load_table(path, chosen, metadata.get("vocabularies"), dtype)
-    return arrays, vocabularies, chosen
+    if not chosen:
+        load_table(path, chosen)         # its refusal: nothing is mapped
+    arrays, vocabularies, resolved = _load(path, table_kind(path), chosen,
+                                           metadata.get("vocabularies"), dtype)
+    return arrays, vocabularies, resolved
 
 
 # -- the command line's --columns ------------------------------------------------------

@@ -161,7 +161,8 @@ def test_read_data_passes_npz_through_and_maps_tables_from_model_metadata(tmp_pa
     assert list(arrays) == ["pixels"] and vocab == {} and used == {}
     metadata = {"columns": MAPPING, "vocabularies": {"label": ["dog", "cat"]}}
     arrays, vocab, used = read_data(small, names=["pixels"], metadata=metadata)
-    assert list(arrays) == ["pixels"] and used == {"pixels": MAPPING["pixels"]}
+    # the mapping used, its span resolved to the names it read (what train records)
+    assert list(arrays) == ["pixels"] and used == {"pixels": {"columns": ["p0", "p1", "p2"]}}
     arrays, vocab, _ = read_data(small, metadata=metadata)
     np.testing.assert_array_equal(arrays["label"], [1, 0, 1])        # the recorded order
     with pytest.raises(InputError, match=r"no columns are mapped to \['other'\]"):
