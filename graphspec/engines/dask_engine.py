@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import uuid
 
 import numpy as np
@@ -84,16 +85,44 @@ def connect(scheduler: str | None = None, client=None, workers: int | None = Non
         finally:
             client.close()
         return
+    from distributed.deploy.spec import SpecCluster
     workers = workers or max(1, min(os.cpu_count() or 1, 4))
-    cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
-                                       processes=True, dashboard_address=None,
-                                       silence_logs=logging.ERROR)
-    client = distributed.Client(cluster)
+    known = set(SpecCluster._instances)
+    cluster = client = None
     try:
+        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
+                                           processes=True, dashboard_address=None,
+                                           silence_logs=logging.ERROR)
+        client = distributed.Client(cluster)
         yield client
     finally:
-        client.close()
-        cluster.close()
+        _close_local(client, cluster, known, failing=sys.exc_info()[0] is not None)
+
+
+def _close_local(client, cluster, known: set, failing: bool) -> None:
+    """Close the run's local cluster. When the run is failing (Ctrl-C while the cluster
+    starts, a worker that could not start), closing a half-started cluster may raise
+    too: that is swallowed, and the cluster is taken off distributed's exit list, whose
+    close at exit would otherwise print a traceback after "interrupted"."""
+    from distributed.deploy.spec import SpecCluster
+    started = [c for c in list(SpecCluster._instances) if c not in known]
+    try:
+        for closable in ([client] if client is not None else []) + \
+                ([cluster] if cluster is not None else started):
+            try:
+                closable.close(timeout=10) if closable is not client else closable.close()
+            except Exception:  # noqa: BLE001 - the run's own error is the one to report
+                if not failing:
+                    raise
+    finally:
+        if failing:
+            if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+                # Ctrl-C stopped the workers mid-start too: their tasks end in errors
+                # nobody reads, which asyncio would log at exit ("Task exception was
+                # never retrieved") under the "interrupted" line.
+                logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+            for leftover in started:
+                SpecCluster._instances.discard(leftover)
 
 
 def chunk_size(chunk_rows: int | None, batch_size: int, sources: dict) -> int:
