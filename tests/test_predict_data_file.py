@@ -22,3 +22,14 @@ def test_predict_on_a_training_npz_ignores_its_targets(tmp_path):
     assert from_input.exit_code == 0, from_input.output
     a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
     np.testing.assert_array_equal(a["digit"], b["digit"])
+
+
+def test_predict_data_to_a_npy_writes_a_npy(tmp_path):
+    run = CliRunner().invoke
+    assert run(main, ["build", "specs/mlp.yaml", "--set", "input_dim=5", "--seed", "0",
+                      "-o", str(tmp_path / "w.npz")]).exit_code == 0
+    np.savez(tmp_path / "t.npz", pixels=np.ones((3, 5), np.float32))
+    result = run(main, ["predict", "specs/mlp.yaml", "--weights", str(tmp_path / "w.npz"),
+                        "--data", str(tmp_path / "t.npz"), "-o", str(tmp_path / "p.npy")])
+    assert result.exit_code == 0, result.output
+    assert np.load(tmp_path / "p.npy", allow_pickle=False).shape == (3, 10)

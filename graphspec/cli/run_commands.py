@@ -137,7 +137,9 @@ def predict(spec, model_name, weights, inputs, data, columns, categories, output
         names = write_predictions_csv(output, outputs,
                                       (graph.metadata or {}).get("vocabularies"))
         click.echo(f"saved columns {', '.join(names)} to {output}")
-    elif into_dir:
+    elif into_dir or output.lower().endswith(".npy"):
+        # DIR/ (NAME.npy each) or one .npy: the streamed path's writer, so -o x.npy holds
+        # a .npy whatever path computed it (save_npz would write a zip under that name).
         from ..engines.outputs import save_outputs
         save_outputs(output, outputs)
         click.echo(f"saved outputs {', '.join(outputs)} to {output}")
