@@ -23,7 +23,8 @@ from ..initializers import INITIALIZERS as GS_INITIALIZERS
 from ..layers.registry import REGISTRY
 from .keras_archive import open_keras
 from .keras_layers import (CONVERTERS, INITIALIZERS, KERAS_MODULES, KERAS_REFUSED,
-                           MODEL_CLASSES, IGNORED_ARGS, INIT_IGNORED, VARIANCE_SCALING)
+                           MODEL_CLASSES, IGNORED_ARGS, INIT_IGNORED, KERAS_OPS, OPS_MODULE,
+                           OP_PREFIX, VARIANCE_SCALING)
 from .keras_nodes import ModelBuilder, at, spec_name
 from .keras_spec import check_spec, spec_yaml
 
@@ -101,6 +102,8 @@ class _Importer:
         cls = obj["class_name"]
         module, registered = obj.get("module"), obj.get("registered_name")
         name = obj["config"].get("name", "?")
+        if module == OPS_MODULE and cls in KERAS_OPS and registered in (None, cls):
+            return OP_PREFIX + cls
         if module not in KERAS_MODULES or registered not in (None, cls):
             self.fail(where, f"{cls} '{name}' is a custom object (module {module!r}, "
                              f"registered_name {registered!r}); graphspec never imports "
@@ -190,6 +193,8 @@ class _Importer:
         cls = self.check_object(obj, where)
         if cls in MODEL_CLASSES:
             return self.model(obj, where, h5path, depth + 1), None
+        if cls.startswith(OP_PREFIX):
+            return self.operation(obj, cls[len(OP_PREFIX):], where)
         config = obj["config"]
         self.check_h5_name(h5path, config.get("name"), where)
         name = self.claim(config.get("name"), where)
@@ -208,6 +213,34 @@ class _Importer:
         else:
             self.read_vars(h5path, CONVERTERS[cls], name, config, where)
         return name, spec
+
+    def operation(self, obj, cls, where):
+        """A Keras operation node (``x + 3.0``, ``x * y``) as an expression layer: one
+        node whose two arguments are tensors or numbers."""
+        nodes = obj.get("inbound_nodes")
+        if not isinstance(nodes, list) or len(nodes) != 1 \
+                or not isinstance(nodes[0], dict):
+            self.fail(where, f"operation {cls}: expected exactly one call")
+        args, kwargs = nodes[0].get("args"), nodes[0].get("kwargs") or {}
+        if not isinstance(args, list) or len(args) != 2 or kwargs:
+            self.fail(where, f"operation {cls}: expected two positional arguments")
+        tensors = sum(isinstance(a, dict) for a in args)
+        names, k = [], 0
+        for i, a in enumerate(args):
+            if isinstance(a, dict):
+                names.append("x" if tensors == 1 else f"x[{k}]")
+                k += 1
+            elif type(a) in (int, float) and np.isfinite(a):
+                names.append(repr(float(a)))
+            else:
+                self.fail(f"{where}.inbound_nodes[0].args[{i}]",
+                          f"operation {cls}: an argument that is neither a tensor nor a "
+                          "finite number")
+        if not tensors:
+            self.fail(where, f"operation {cls} on constants only")
+        name = self.claim(obj["config"].get("name") or obj.get("name"), where)
+        return name, {"type": "Lambda", "name": name,
+                      "expr": f"{names[0]} {KERAS_OPS[cls]} {names[1]}"}
 
     def bidirectional(self, config, where, h5path) -> tuple:
         """The wrapped layer's spec, and the backward layer's when it is not the wrapped

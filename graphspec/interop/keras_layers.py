@@ -214,6 +214,25 @@ VARIANCE_SCALING = {
 }
 
 
+# Keras operations a functional model records as nodes of their own (``x + 3.0`` on a
+# KerasTensor: MobileNetV3's hard_sigmoid), imported as a graphspec expression layer.
+# They hold no weights, so they have no group in model.weights.h5.
+OPS_MODULE = "keras.src.ops.numpy"
+KERAS_OPS = {"Add": "+", "Subtract": "-", "Multiply": "*", "Divide": "/",
+             "TrueDivide": "/"}
+OP_PREFIX = "ops."
+
+
+def group_class(obj) -> str:
+    """The class name a layer's model.weights.h5 group is named after; operations
+    (which have no group) get a name no layer class has."""
+    if not isinstance(obj, dict):
+        return ""
+    if obj.get("module") == OPS_MODULE:
+        return OP_PREFIX + str(obj.get("class_name"))
+    return obj.get("class_name")
+
+
 def to_snake_case(name: str) -> str:
     """Keras' ``naming.to_snake_case``: how ``model.weights.h5`` names layer groups."""
     name = re.sub(r"\W+", "", name)

@@ -12,7 +12,7 @@ import re
 from collections import deque
 
 from ..errors import InputError
-from .keras_layers import CONVERTERS, unique_group_names
+from .keras_layers import CONVERTERS, OP_PREFIX, group_class, unique_group_names
 
 INPUT_DTYPES = ("float32", "float64", "int32", "int64")
 
@@ -85,8 +85,7 @@ class ModelBuilder:
         return spec
 
     def functional(self, layers, config) -> dict:
-        groups = unique_group_names([l.get("class_name") if isinstance(l, dict) else ""
-                                     for l in layers])
+        groups = unique_group_names([group_class(l) for l in layers])
         pending, order, declared_inputs = {}, [], {}
         for i, obj in enumerate(layers):
             where = f"{at(self.where)}.layers[{i}]"
@@ -168,6 +167,7 @@ class ModelBuilder:
             self.imp.fail(where + ".kwargs", "expected a mapping of call arguments")
         converter = CONVERTERS.get(self.entries[keras_name][2])
         tensor_keys = getattr(converter, "call_tensors", ())
+        operation = self.entries[keras_name][2].startswith(OP_PREFIX)
         for key, value in kwargs.items():
             if key in self._call_args(keras_name) and isinstance(value, bool) \
                     or key in tensor_keys and isinstance(value, dict):
@@ -190,6 +190,8 @@ class ModelBuilder:
                     self.imp.fail(path, "a tensor without a keras_history [layer, node, "
                                         "tensor]")
                 leaves.append((tuple(history), path, config.get("shape")))
+            elif operation and type(value) in (int, float):
+                pass    # an operation's constant: part of its expression
             else:
                 self.imp.fail(path, "a call argument that is not a tensor")
         flatten(data["args"], where + ".args")

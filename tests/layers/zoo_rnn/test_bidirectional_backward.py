@@ -2,6 +2,11 @@
 refusals: the two directions must differ in go_backwards (so a wrapped layer that
 already has go_backwards: true needs a backward_layer) and agree in return_sequences
 and return_state."""
+import os
+
+# Keras picks its backend when first imported: torch, the reference here
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
 import numpy as np
 import pytest
 from gradcheck import check_gradients

@@ -1,5 +1,10 @@
 """Keras' initializer names, with Keras' definitions: statistics of large draws against
 the definitions (and against Keras' own draws), and a spec that names them validates."""
+import os
+
+# Keras picks its backend when first imported: torch, the reference here
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
 import numpy as np
 import pytest
 

@@ -7,6 +7,11 @@ Keras; (b) training with the generator fixed equals a plain numpy recurrence wri
 from Keras' cell code with the same masks; (c) over many independent masks (a batch of
 one repeated sequence), the mean and spread of the outputs equal Keras' in training;
 plus finite differences through the fused ops with fixed masks."""
+import os
+
+# Keras picks its backend when first imported: torch, the reference here
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
 import numpy as np
 import pytest
 from gradcheck import check_gradients
@@ -142,7 +147,8 @@ def test_training_equals_numpy_recurrence_with_the_same_masks(kind, cfg):
                                                    rng=np.random.default_rng(7)))[0].data
     mx, mh = layer.dropout_masks(x, CallContext(training=True, rng=np.random.default_rng(7)))
     count = GATES[kind] if cfg.get("recurrent_dropout") else 1
-    for m, rate, width in ((mx, cfg.get("dropout", 0), F), (mh, cfg.get("recurrent_dropout", 0), U)):
+    for m, rate, width in ((mx, cfg.get("dropout", 0), F),
+                           (mh, cfg.get("recurrent_dropout", 0), U)):
         if rate:
             assert m.shape == (count, 5, width)
             assert set(np.unique(m)) <= {0.0, 1 / (1 - rate)}
