@@ -102,7 +102,13 @@ class _Importer:
         cls = obj["class_name"]
         module, registered = obj.get("module"), obj.get("registered_name")
         name = obj["config"].get("name", "?")
-        if module == OPS_MODULE and cls in KERAS_OPS and registered in (None, cls):
+        if module == OPS_MODULE and registered in (None, cls):
+            if cls not in KERAS_OPS:
+                self.fail(where, f"Keras operation {cls} ('{name}') has no graphspec "
+                                 f"converter; supported operations: "
+                                 f"{', '.join(sorted(KERAS_OPS))} (with a tensor and a "
+                                 "number or two tensors). Rewrite it as a graphspec "
+                                 "expression (type: Lambda)")
             return OP_PREFIX + cls
         if module not in KERAS_MODULES or registered not in (None, cls):
             self.fail(where, f"{cls} '{name}' is a custom object (module {module!r}, "

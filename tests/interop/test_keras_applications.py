@@ -144,3 +144,25 @@ def test_masked_lstm_text_classifier_is_refused_until_masks_exist(keras, keras_d
                                          r"masks, so the model would compute something "
                                          r"else"):
         import_keras(str(path))
+
+
+def test_keras_operations_become_expressions(keras, keras_dir):
+    """x + 3.0, 3.0 - x, x * y and x / 2 recorded by a functional model as operation
+    nodes: imported as expression layers computing the same; another operation is
+    refused by name."""
+    a = keras.Input((4,), name="a")
+    b = keras.Input((4,), name="b")
+    d = keras.layers.Dense(4, name="d")(a)
+    out = (3.0 - (d + 3.0)) * b / 2
+    model = keras.Model([a, b], out, name="ops")
+    rng = np.random.default_rng(0)
+    feeds = [rng.standard_normal((3, 4)).astype("float32") for _ in range(2)]
+    graph, result = import_and_compare(keras, model, keras_dir / "ops.keras", feeds,
+                                       "Keras operations")
+    exprs = sorted(s["expr"] for s in result.spec["layers"].values() if s["type"] == "Lambda")
+    assert exprs == ["3.0 - x", "x + 3.0", "x / 2.0", "x[0] * x[1]"]
+    power = keras.Model(a, keras.ops.power(keras.layers.Dense(4)(a), 2.0))
+    power.save(keras_dir / "power.keras")
+    with pytest.raises(InputError, match="Keras operation Power .* has no graphspec "
+                                         "converter; supported operations: Add"):
+        import_keras(str(keras_dir / "power.keras"))
