@@ -239,3 +239,37 @@ def test_keras_import_keeps_dropout(tmp_path):
     specs = [v for v in result.spec["layers"].values() if v["type"] in ("LSTM", "GRU")]
     assert {(s["type"], s.get("dropout"), s.get("recurrent_dropout", 0.0))
             for s in specs} == {("LSTM", 0.2, 0.1), ("GRU", 0.3, 0.0)}
+
+
+def test_dropout_exports_to_keras_and_onnx(tmp_path):
+    """Keras gets the arguments back; ONNX (inference) computes the layer without them."""
+    keras = pytest.importorskip("keras")
+    from graphspec import api
+    from graphspec.interop.keras_export import export_keras
+    text = """\
+graphspec: 1
+layers:
+  l: {type: LSTM, units: 4, dropout: 0.2, recurrent_dropout: 0.3, return_sequences: true}
+  g: {type: GRU, units: 3, dropout: 0.1}
+models:
+  m:
+    inputs: {x: {shape: [5, 3]}}
+    calls:
+      - {layer: l, in: x, out: h}
+      - {layer: g, in: h, out: y}
+    outputs: [y]
+"""
+    graph = api.loads(text, seed=0)
+    path = tmp_path / "m.keras"
+    export_keras(graph, path, "m")
+    loaded = keras.saving.load_model(path)
+    lstm = [layer for layer in loaded.layers if layer.name == "l"][0]
+    assert (lstm.dropout, lstm.recurrent_dropout) == (0.2, 0.3)
+    x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype("float32")
+    want = graph.model("m").predict({"x": x})["y"]
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), want, rtol=1e-5, atol=1e-6)
+    pytest.importorskip("onnxruntime")
+    from graphspec.interop.onnx_check import run_onnxruntime
+    from graphspec.interop.onnx_export import to_onnx
+    got = run_onnxruntime(to_onnx(graph.model("m")), {"x": x})
+    np.testing.assert_allclose(got["y"], want, rtol=1e-5, atol=1e-6)
