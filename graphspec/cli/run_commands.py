@@ -137,7 +137,7 @@ def predict(spec, model_name, weights, inputs, data, columns, categories, output
         names = write_predictions_csv(output, outputs,
                                       (graph.metadata or {}).get("vocabularies"))
         click.echo(f"saved columns {', '.join(names)} to {output}")
-    elif into_dir or output.lower().endswith(".npy"):
+    elif into_dir or (output and output.lower().endswith(".npy")):
         # DIR/ (NAME.npy each) or one .npy: the streamed path's writer, so -o x.npy holds
         # a .npy whatever path computed it (save_npz would write a zip under that name).
         from ..engines.outputs import save_outputs
