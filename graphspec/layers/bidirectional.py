@@ -22,7 +22,14 @@ from .. import ops
 from ..errors import ShapeError
 from ..ops import recurrent
 from .base import Layer
-from .simple_rnn import RecurrentLayer
+from .gru import GRU
+from .lstm import LSTM
+from .simple_rnn import RecurrentLayer, SimpleRNN
+
+# The layers a backward_layer may be, by type (not the registry: it imports this file), and
+# the keys of a layer entry that are not the layer's arguments (spec/schema.py's list).
+_RECURRENT = {cls.TYPE: cls for cls in (SimpleRNN, LSTM, GRU)}
+_LAYER_KEYS = ("type", "name", "trainable", "description")
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -69,15 +76,13 @@ class Bidirectional(Layer):
 
     def _backward_from(self, spec):
         """The inline ``backward_layer`` mapping as a layer instance."""
-        from ..spec.schema import COMMON_LAYER_KEYS   # (imports the registry)
-        from .registry import REGISTRY
         kind = spec.get("type") if isinstance(spec, dict) else None
-        cls = REGISTRY.get(kind)
+        cls = _RECURRENT.get(kind)
         if cls is None or not issubclass(cls, RecurrentLayer):
             raise ShapeError(f"Bidirectional layer '{self.name}': backward_layer must be an "
                              f"inline recurrent layer (SimpleRNN, LSTM or GRU), got "
                              f"{kind or type(spec).__name__}")
-        args = {k: v for k, v in spec.items() if k not in COMMON_LAYER_KEYS}
+        args = {k: v for k, v in spec.items() if k not in _LAYER_KEYS}
         return cls(spec.get("name") or f"backward_{self.forward_layer.name}", args,
                    trainable=spec.get("trainable", True))
 

@@ -149,3 +149,10 @@ def test_backward_layer_exports_to_keras(tmp_path):
     np.testing.assert_allclose(loaded.predict(x, verbose=0),
                                graph.model("m").predict({"x": x})["y"], rtol=1e-5, atol=1e-6)
     assert loaded.layers[-1].backward_layer.units == 2
+
+
+def test_backward_layer_keys_match_the_schemas_common_layer_keys():
+    """bidirectional.py keeps its own copy (importing spec/ from layers/ is a cycle)."""
+    from graphspec.layers import bidirectional
+    from graphspec.spec.schema import COMMON_LAYER_KEYS
+    assert bidirectional._LAYER_KEYS == COMMON_LAYER_KEYS
