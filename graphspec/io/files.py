@@ -350,23 +350,30 @@ def _kind(path) -> str:
                      f"with {head!r}); save arrays with numpy.savez or numpy.save")
 
 
-def _read_header(handle, what: str):
-    """(shape, dtype, header bytes) of one .npy stream, without reading its data."""
+def read_npy_header(handle, what: str) -> tuple:
+    """(shape, fortran order, dtype, header bytes) of one .npy stream, its data unread:
+    the one reader of .npy headers (whole files here, memory-mapped windows in npystream)."""
     try:
         version = np.lib.format.read_magic(handle)
         if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
         elif version in ((2, 0), (3, 0)):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
         else:
             raise InputError(f"{what}: unsupported .npy format version {version}")
     except InputError:
         raise
     except (ValueError, OSError, EOFError, TypeError, SyntaxError) as exc:
         raise InputError(f"{what}: not a valid .npy array header ({exc})") from None
+    return tuple(int(d) for d in shape), bool(fortran), dtype, handle.tell()
+
+
+def _read_header(handle, what: str):
+    """(shape, dtype, header bytes) of one .npy stream; object arrays refused."""
+    shape, _, dtype, offset = read_npy_header(handle, what)
     if dtype.hasobject:
         raise InputError(f"{what} {_PICKLED}")
-    return tuple(shape), dtype, handle.tell()
+    return shape, dtype, offset
 
 
 def _declared_bytes(shape, dtype) -> int:

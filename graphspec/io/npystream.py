@@ -24,7 +24,8 @@ import tempfile
 import numpy as np
 
 from ..errors import InputError
-from .files import _kind, _new_file_mode, _temp_prefix, check_output_path, remove_stale_temps
+from .files import (_kind, _new_file_mode, _temp_prefix, check_output_path, read_npy_header,
+                    remove_stale_temps)
 
 _NOT_NUMERIC = ("holds {dtype} values; graphspec streams plain numeric arrays (bool, "
                 "integer or floating point)")
@@ -138,19 +139,7 @@ def _count(dims) -> int:
 
 
 def _parse_header(handle, path):
-    try:
-        version = np.lib.format.read_magic(handle)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
-        elif version in ((2, 0), (3, 0)):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
-        else:
-            raise InputError(f"'{path}': unsupported .npy format version {version}")
-    except InputError:
-        raise
-    except (ValueError, OSError, EOFError, TypeError, SyntaxError) as exc:
-        raise InputError(f"'{path}': not a valid .npy array header ({exc})") from None
-    return tuple(int(d) for d in shape), bool(fortran), dtype, handle.tell()
+    return read_npy_header(handle, f"'{path}'")
 
 
 def open_npy(path) -> NpySource:
