@@ -97,7 +97,13 @@ def validate(path, params: dict | None = None) -> list:
     validates also trains (as far as the spec alone can tell)."""
     try:
         with _no_gc():
-            located = load_file(path)
+            if is_model_file(path):      # a packed model: its spec, with its params
+                model_file = open_model_file(path)
+                located = load_text(model_file.spec_text,
+                                    spec_display(path, model_file.spec_name))
+                params = dict(model_file.params, **(params or {}))
+            else:
+                located = load_file(path)
     except SpecError as exc:
         return [exc]
     errors, compiler = _check(located, params, "float32")

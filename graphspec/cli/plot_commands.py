@@ -48,7 +48,7 @@ def plot(spec, model_name, fmt, output, params):
     elif fmt not in (None, "dot", "mmd"):
         raise click.BadParameter(f"{fmt} is an image: write it to a file with -o "
                                  f"graph.{fmt}", param_hint="--format")
-    graph = api.load(spec, params=parse_params(params), initialize=False)
+    graph = api.prepare(spec, None, parse_params(params)).graph   # a spec or a model file
     if not output:
         click.echo(graph_text(graph, fmt or "mmd", model_name), nl=False)
         return

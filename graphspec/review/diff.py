@@ -72,7 +72,9 @@ class SpecDiff:
 def _params(graph, overrides) -> dict:
     declared = (graph.spec or {}).get("params") or {}
     values = dict(declared)
-    values.update({k: v for k, v in (overrides or {}).items() if k in declared})
+    # The values the graph was compiled with (--set, or those a model file records).
+    used = getattr(graph, "params", None) or overrides or {}
+    values.update({k: v for k, v in used.items() if k in declared})
     return values
 
 

@@ -90,7 +90,7 @@ def git_show(rev: str, path: str) -> str:
 def load_source(source: str, params: dict | None = None):
     """Compile (without allocating weights) the spec named by ``source``."""
     rev, path = split_source(source)
-    if rev is None:
-        return api.load(path, params=params, initialize=False)
+    if rev is None:   # a YAML spec, or a model file (its spec and recorded params)
+        return api.prepare(path, None, params).graph
     return api.loads(git_show(rev, path), params=params, name=f"{rev}:{path}",
                      initialize=False)
