@@ -125,8 +125,10 @@ def guard_outputs(outputs: dict, inputs: dict) -> None:
     """
     for label, value in list(outputs.items()) + list(inputs.items()):
         if any(not str(raw).strip() for raw in _raw(value)):
-            raise UsageError(f"{label}: empty path (an unset shell variable?); give a "
-                             f"file name or leave {label} out")
+            # An argument (SPEC) cannot be left out; an option usually can.
+            rest = "give a file name" if not label.startswith("-") else \
+                f"give a file name or leave {label} out"
+            raise UsageError(f"{label}: empty path (an unset shell variable?); {rest}")
     seen = []   # (label, identity, is an input) of the inputs, then of earlier outputs
     for label, value in inputs.items():
         seen += [(label, _Identity(path), True) for path in _paths(value)]
