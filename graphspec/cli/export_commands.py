@@ -5,31 +5,32 @@ new format is one entry here plus its room in ``graphspec/interop``.
 """
 from __future__ import annotations
 
-import importlib
-
 import click
 
 from ..errors import InputError
+from ..interop.targets import export_targets
 from ..io.files import guard_outputs
 from ..io.modelfile import weights_source
 from .common import fail, fill_weights, friendly_errors, open_spec, set_option
 
-# format -> (module, function, what the format is); the function takes
+def _export_onnx(graph, path, model_name, opset=None):
+    from ..interop.onnx_export import export_onnx   # onnx is imported only when asked for
+    return export_onnx(graph, path, model_name, opset=opset)
+
+
+def _export_keras(graph, path, model_name):
+    from ..interop.keras_export import export_keras
+    return export_keras(graph, path, model_name)
+
+
+# format -> (exporter, default extension, what the format is); an exporter takes
 # (graph, path, model_name, **options) and returns [(model name, path written)].
 EXPORTERS = {
-    "onnx": ("graphspec.interop.onnx_export", "export_onnx",
+    "onnx": (_export_onnx, ".onnx",
              "ONNX, checked by the onnx package (runs in onnxruntime, TensorRT, ...)"),
-    "keras": ("graphspec.interop.keras_export", "export_keras",
+    "keras": (_export_keras, ".keras",
               "Keras 3 .keras (config + weights; keras.saving.load_model reads it)"),
 }
-
-
-def _per_model_paths(graph, output, model_name, fmt) -> list:
-    module = EXPORTERS[fmt][0]
-    per_model_path = importlib.import_module(module).per_model_path   # out.MODEL.<format>
-    names = [graph.model(model_name).name] if model_name or len(graph.models) == 1 \
-        else list(graph.models)
-    return [per_model_path(output, name, len(names) > 1) for name in names]
 
 
 @click.command()
@@ -85,11 +86,10 @@ def export(spec, model_name, weights, fmt, output, opset, check_rows, params):
     if not weights_source(graph, weights):
         raise click.UsageError("export writes trained weights into the file: give --weights "
                                "W.npz, or a model file (graphspec pack) as SPEC")
-    targets = _per_model_paths(graph, output, model_name, fmt)
+    exporter, extension, _ = EXPORTERS[fmt]
+    targets = [path for _, path in export_targets(graph, output, model_name, extension)]
     guard_outputs({"-o": targets}, {"SPEC": spec, "--weights": weights})
     fill_weights(graph, None, weights)
-    module, function, _ = EXPORTERS[fmt]
-    exporter = getattr(importlib.import_module(module), function)
     options = {"opset": opset} if fmt == "onnx" else {}
     written = exporter(graph, output, model_name, **options)
     for name, path in written:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime
 import io
 import json
-import os
 import zipfile
 
 import numpy as np
@@ -27,6 +26,7 @@ from ..graph.model import Model
 from ..io.files import atomic_write
 from .keras_archive import CONFIG_MEMBER, METADATA_MEMBER, WEIGHTS_MEMBER, h5py_module
 from .keras_layers import CONVERTERS, REFUSED, unique_group_names
+from .targets import export_targets
 
 # The Keras release whose format this writer follows (and the tests load with).
 KERAS_FORMAT_VERSION = "3.15.1"
@@ -41,26 +41,16 @@ def export_keras(graph, path, model: str | None = None) -> list:
     ONNX export does. Everything is checked before anything is written: a layer type
     Keras cannot express is refused by name. Returns ``[(model name, path written)]``.
     """
-    models = [graph.model(model)] if model or len(graph.models) == 1 \
-        else list(graph.models.values())
-    for each in models:
+    targets = export_targets(graph, path, model, ".keras")
+    for each, _ in targets:
         check_exportable(each)
     if not graph.weights() and graph.weight_specs():
         raise InputError("the graph has no weights yet: load or initialise them first")
-    files = [(each, _file(each), per_model_path(path, each.name, len(models) > 1))
-             for each in models]
+    files = [(each, _file(each), target) for each, target in targets]
     for each, data, target in files:
         with atomic_write(target) as handle:
             handle.write(data)
     return [(each.name, target) for each, _, target in files]
-
-
-def per_model_path(path, model_name: str, several: bool) -> str:
-    """``out.keras`` for one model; ``out.MODEL.keras`` when several are exported."""
-    if not several:
-        return os.fspath(path)
-    root, ext = os.path.splitext(os.fspath(path))
-    return f"{root}.{model_name}{ext or '.keras'}"
 
 
 def _file(model) -> bytes:

@@ -18,12 +18,12 @@ moving statistics, as ``Model.predict`` does.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import GraphspecError, InputError, SpecError
+from .targets import export_targets
 
 ONNX_EXTRA = "graphspec export --format onnx needs the onnx extra: pip install 'graphspec[onnx]'"
 
@@ -201,29 +201,18 @@ def to_onnx(model, path=None, opset: int | None = None):
     return proto
 
 
-def per_model_path(path, model_name: str, several: bool) -> str:
-    """``out.onnx`` for one model; ``out.MODEL.onnx`` when several are exported."""
-    if not several:
-        return os.fspath(path)
-    root, ext = os.path.splitext(os.fspath(path))
-    return f"{root}.{model_name}{ext or '.onnx'}"
-
-
 def export_onnx(graph, path, model_name: str | None = None, opset: int | None = None) -> list:
     """Export one model (``model_name``) or, without it, every model of ``graph``: one
     file per model (``out.MODEL.onnx``) when there are several. All models are checked
     before any file is written. Returns ``[(model name, path written)]``."""
     _require_onnx()
-    models = [graph.model(model_name)] if model_name or len(graph.models) == 1 \
-        else list(graph.models.values())
-    for model in models:
+    targets = export_targets(graph, path, model_name, ".onnx")
+    for model, _ in targets:
         check_exportable(model)
-    several = len(models) > 1
-    protos = [(m, to_onnx(m, opset=opset)) for m in models]
+    protos = [(m, to_onnx(m, opset=opset), target) for m, target in targets]
     from ..io.files import atomic_write
     written = []
-    for model, proto in protos:
-        target = per_model_path(path, model.name, several)
+    for model, proto, target in protos:
         with atomic_write(target) as handle:
             handle.write(proto.SerializeToString())
         written.append((model.name, target))
