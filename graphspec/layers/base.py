@@ -247,6 +247,20 @@ def _unwrap(items):
     return items[0] if len(items) == 1 else list(items)
 
 
+def distinct_feature_axes(layer: Layer, axes, rank: int) -> tuple:
+    """``axes`` (an int or a list, negative counted from the end) as sorted non-negative
+    feature axes of rank-``rank`` inputs; the batch axis, an axis out of range or one
+    given twice is a ShapeError naming the layer."""
+    written = axes if isinstance(axes, list) else [axes]
+    out = []
+    for a in written:
+        if not -rank <= a < rank or a % rank == 0 or a % rank in out:
+            raise ShapeError(f"{layer.TYPE} layer '{layer.name}': axis {a} is not a "
+                             f"distinct feature axis of rank-{rank} inputs (batch included)")
+        out.append(a % rank)
+    return tuple(sorted(out))
+
+
 def single_shape(layer: Layer, input_shapes: list) -> tuple:
     """The one input shape of a single-input layer (after the count check)."""
     layer.check_input_count(len(input_shapes))

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import ops
 from ..errors import ShapeError
-from .base import Layer, WeightSpec, single_shape
+from .base import Layer, WeightSpec, distinct_feature_axes, single_shape
 
 # Keras' backend.epsilon(): the floor of the standard deviation
 EPSILON = 1e-7
@@ -38,16 +38,7 @@ class Normalization(Layer):
 
     def kept_axes(self, rank) -> tuple:
         """The sorted non-negative axes with their own statistics."""
-        axis = self.axis
-        written = [] if axis is None else axis if isinstance(axis, list) else [axis]
-        out = []
-        for a in written:
-            if not -rank <= a < rank or a % rank == 0 or a % rank in out:
-                raise ShapeError(f"{self.TYPE} layer '{self.name}': axis {a} is not a "
-                                 f"distinct feature axis of rank-{rank} inputs (batch "
-                                 "included)")
-            out.append(a % rank)
-        return tuple(sorted(out))
+        return distinct_feature_axes(self, [] if self.axis is None else self.axis, rank)
 
     def compute_output_shapes(self, input_shapes):
         shape = single_shape(self, input_shapes)

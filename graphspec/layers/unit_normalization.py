@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autodiff.engine import result
-from ..errors import ShapeError
-from .base import Layer, single_shape
+from .base import Layer, distinct_feature_axes, single_shape
 
 EPSILON = 1e-12
 _AXIS = {"type": "integer", "minimum": -64, "maximum": 64}
@@ -39,15 +38,7 @@ class UnitNormalization(Layer):
                      "description": "axis or axes the norm is taken over (batch excluded)"}}
 
     def _axes(self, rank) -> tuple:
-        written = self.axis if isinstance(self.axis, list) else [self.axis]
-        out = []
-        for a in written:
-            if not -rank <= a < rank or a % rank == 0 or a % rank in out:
-                raise ShapeError(f"{self.TYPE} layer '{self.name}': axis {a} is not a "
-                                 f"distinct feature axis of rank-{rank} inputs (batch "
-                                 "included)")
-            out.append(a % rank)
-        return tuple(sorted(out))
+        return distinct_feature_axes(self, self.axis, rank)
 
     def compute_output_shapes(self, input_shapes):
         shape = single_shape(self, input_shapes)
