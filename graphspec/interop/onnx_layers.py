@@ -12,8 +12,6 @@ convolution is Transpose -> Conv -> Transpose (runtimes fuse consecutive transpo
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..ops.conv import pad_amounts

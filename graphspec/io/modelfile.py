@@ -23,9 +23,8 @@ import numpy as np
 
 from ..errors import InputError
 from .files import load_npz, save_npz
-from .metadata import (META_KEY, MAX_SPEC_TEXT_BYTES, spec_text_of,
-                       check_compatible, make_metadata, merge_params, metadata_array,
-                       read_file_metadata, read_metadata)
+from .metadata import (MAX_SPEC_TEXT_BYTES, META_KEY, check_compatible, make_metadata,
+                       metadata_array, read_metadata, spec_text_of)
 
 SPEC_KEY = "__graphspec_spec__"
 
