@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from .compiler import Compiler
 from .errors import SpecError, SpecErrors
 from .io.metadata import merge_params, read_file_metadata
-from .io.modelfile import (attach, is_model_file, is_zip, load_weights, open_model_file,
+from .io.modelfile import (attach, is_model_file, is_zip, open_model_file,
                            spec_display, weights_source)
 from .spec.loader import Located, load_file, load_text
 from .spec.validate import broken_entries, schema_errors, substitute_params
@@ -230,6 +230,6 @@ def open_graph(spec, weights=None, params: dict | None = None, seed: int | None 
     opened.graph.initialize(seed)
     source = weights_source(opened.graph, weights)
     if source:
-        load_weights(opened.graph, source)
+        opened.graph.load_weights(source)
         opened.metadata = opened.graph.metadata or opened.metadata
     return opened

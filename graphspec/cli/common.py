@@ -17,7 +17,7 @@ import sys
 import click
 
 from .. import api, errors
-from ..io.modelfile import load_weights, weights_source
+from ..io.modelfile import weights_source
 from ..errors import GraphspecError, InputError, SpecErrors
 from ..io.files import npz_bytes
 from ..runtime import memory
@@ -166,7 +166,7 @@ def fill_weights(graph, seed, weights, warn_if_random: bool = False):
         seed = secrets.randbelow(2 ** 31)
     graph.initialize(seed)
     if weights:
-        load_weights(graph, weights)               # checks the architecture it records
+        graph.load_weights(weights)                # checks the architecture it records
     elif warn_if_random:
         click.echo(f"warning: no --weights given: using fresh random weights (seed {seed}; "
                    f"--seed {seed} repeats them); pass --weights W.npz from build or train",

@@ -14,7 +14,8 @@ from ..io.modelfile import save_model
 
 # Entries of a weights file that are not layer weights: optimizer slots, loss state, the
 # trainer's run record, and the model-file members (metadata, spec text; io/modelfile.py).
-_NOT_WEIGHTS = ("optimizer/", "state/", "trainer/", "__graphspec")
+_MODEL_FILE_MEMBERS = "__graphspec"
+_NOT_WEIGHTS = ("optimizer/", "state/", "trainer/", _MODEL_FILE_MEMBERS)
 
 
 class Graph:
@@ -27,6 +28,11 @@ class Graph:
         self.dtype = dtype
         self.spec = spec
         self.params: dict = {}          # the spec's params as used (declared, then --set)
+        # What the file the weights came from records (io/metadata.py: its CSV columns and
+        # vocabularies); for a model file, its spec text and path.
+        self.metadata: dict | None = None
+        self.spec_text: str | None = None
+        self.model_file: str | None = None
         self.seed = None
         self._rng = np.random.default_rng()
         for model in models.values():
@@ -81,9 +87,13 @@ class Graph:
         state) for the trainer to use.
         """
         arrays = load_npz(path)
-        check_compatible(read_metadata(arrays, str(path)), self, str(path), strict)
+        meta = read_metadata(arrays, str(path))
+        check_compatible(meta, self, str(path), strict)
         self.set_weights(arrays, source=str(path), strict=strict)
-        return {k: v for k, v in arrays.items() if k not in self.weight_specs()}
+        if meta is not None:
+            self.metadata = meta
+        return {k: v for k, v in arrays.items()
+                if k not in self.weight_specs() and not k.startswith(_MODEL_FILE_MEMBERS)}
 
     def set_weights(self, arrays: dict, source: str = "weights", strict: bool = True) -> None:
         """Put ``arrays`` (keyed ``layer/weight``) into the weights, all or nothing.

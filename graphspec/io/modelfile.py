@@ -9,8 +9,9 @@ escape a directory are refused, and a weights file is a model file without its s
 Which one a path holds is decided by its content, never by its name.
 
 Commands compile with :func:`graphspec.api.prepare` (SPEC a YAML spec or a model file,
-params resolved from what the files record), allocate, then :func:`load_weights` from
-:func:`weights_source`; :func:`graphspec.api.open_graph` does all three for scripts and
+params resolved from what the files record), allocate, then load the file
+:func:`weights_source` names with ``Graph.load_weights`` (which checks the architecture
+the file records); :func:`graphspec.api.open_graph` does all three for scripts and
 ``pack``. Compiling lives in the API, above this module: io/ describes files only.
 """
 from __future__ import annotations
@@ -23,8 +24,8 @@ import numpy as np
 
 from ..errors import InputError
 from .files import load_npz, save_npz
-from .metadata import (MAX_SPEC_TEXT_BYTES, META_KEY, check_compatible, make_metadata,
-                       metadata_array, read_metadata, spec_text_of)
+from .metadata import (MAX_SPEC_TEXT_BYTES, META_KEY, make_metadata, metadata_array,
+                       read_metadata, spec_text_of)
 
 SPEC_KEY = "__graphspec_spec__"
 
@@ -147,17 +148,3 @@ def attach(graph, meta, text=None, params=None):
 def weights_source(graph, weights=None):
     """The file a command's weights come from: --weights, else the model file SPEC was."""
     return weights or getattr(graph, "model_file", None)
-
-
-def load_weights(graph, path, strict: bool = True) -> dict:
-    """Load a weights or model file into ``graph`` after checking its architecture;
-    returns the non-weight entries (optimizer, loss state), like Graph.load_weights."""
-    arrays = load_npz(path)
-    meta = read_metadata(arrays, str(path))
-    check_compatible(meta, graph, str(path), strict)
-    weights = {k: v for k, v in arrays.items() if k not in (META_KEY, SPEC_KEY)}
-    graph.set_weights(weights, source=str(path), strict=strict)
-    if meta is not None:
-        attach(graph, meta)
-    return {k: v for k, v in arrays.items()
-            if k not in graph.weight_specs() and k not in (META_KEY, SPEC_KEY)}

@@ -221,14 +221,14 @@ def test_the_cli_flow_prepare_allocate_then_load(trained, tmp_path):
     assert opened.notes == [f"using the params recorded in '{path}': input_dim=64"]
     assert not opened.graph.weights()                  # nothing allocated yet
     opened.graph.initialize(0)
-    modelfile.load_weights(opened.graph, modelfile.weights_source(opened.graph, path))
+    opened.graph.load_weights(modelfile.weights_source(opened.graph, path))
     np.testing.assert_array_equal(opened.graph.models["mlp"].predict(x)["digit"], expected)
     packed = str(tmp_path / "m.gspec.zip")
     modelfile.save_model(opened.graph, packed)
     from_file = api.prepare(packed)
     assert modelfile.weights_source(from_file.graph) == packed
     from_file.graph.initialize(1)
-    modelfile.load_weights(from_file.graph, modelfile.weights_source(from_file.graph))
+    from_file.graph.load_weights(modelfile.weights_source(from_file.graph))
     np.testing.assert_array_equal(from_file.graph.models["mlp"].predict(x)["digit"], expected)
 
 
