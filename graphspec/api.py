@@ -90,11 +90,12 @@ def _errors_of_schema_valid_parts(located: Located) -> list:
     return [e for e in compiler.errors if not any(f"'{n}'" in e.message for n in dropped)]
 
 
-def validate(path, params: dict | None = None) -> list:
+def validate(path, params: dict | None = None, warnings: list | None = None) -> list:
     """Every problem in the spec at ``path`` as located SpecErrors ([] if valid).
 
     Training jobs are checked by the very code ``graphspec train`` runs, so a spec that
-    validates also trains (as far as the spec alone can tell)."""
+    validates also trains (as far as the spec alone can tell). ``warnings``: a list that
+    receives the located warnings of a spec that compiles (a mask a layer drops)."""
     try:
         with _no_gc():
             if is_model_file(path):      # a packed model: its spec, with its params
@@ -117,6 +118,8 @@ def validate(path, params: dict | None = None) -> list:
         return errors
     graph = Graph(located.file, compiler.layers, compiler.models,
                   located.data.get("training"), spec=located.data)
+    if warnings is not None:
+        warnings.extend(compiler.warnings)
     return [located.error(where, message) for where, message in job_problems(graph)]
 
 
@@ -126,6 +129,7 @@ def _build(located: Located, params, dtype, seed, initialize) -> Graph:
         raise SpecErrors(errors)
     graph = Graph(located.file, compiler.layers, compiler.models,
                   located.data.get("training"), dtype=dtype, spec=located.data)
+    graph.warnings = list(compiler.warnings)
     declared = located.data.get("params")
     graph.params = dict(declared if isinstance(declared, dict) else {}, **(params or {}))
     if initialize:
@@ -209,7 +213,7 @@ def prepare(spec, weights=None, params: dict | None = None, dtype: str = "float3
                           name=spec_display(spec, model_file.spec_name))
         attach(graph, model_file.metadata, model_file.spec_text)   # params: set by load
         graph.model_file = os.fspath(spec)
-        return Opened(graph, model_file.metadata, notes)
+        return Opened(graph, model_file.metadata, notes + _warning_lines(graph))
     merged, notes = explicit, []
     if recorded is not None and recorded["params"]:
         merged, notes = merge_params(recorded["params"], explicit, str(weights),
@@ -218,7 +222,11 @@ def prepare(spec, weights=None, params: dict | None = None, dtype: str = "float3
     # Its vocabularies and columns, for --data. graph.params stays as load set it: the
     # spec's declared params with the merged --set/recorded values on top.
     attach(graph, recorded)
-    return Opened(graph, recorded, notes)
+    return Opened(graph, recorded, notes + _warning_lines(graph))
+
+
+def _warning_lines(graph) -> list:
+    return [f"warning: {w.format()}" for w in graph.warnings]
 
 
 def open_graph(spec, weights=None, params: dict | None = None, seed: int | None = None,

@@ -46,6 +46,7 @@ class Compiler:
         self.layers: dict = {}
         self.models: dict = {}
         self.errors: list = []
+        self.warnings: list = []      # located, like errors; the spec still compiles
         self._compiling: list = []
         self._owner: dict = {}        # layer name -> spec path that defined it (errors)
         self._counters: dict = {}
@@ -57,6 +58,9 @@ class Compiler:
     # -- errors -----------------------------------------------------------------------
     def error(self, path, message, key=False):
         self.errors.append(self.located.error(tuple(path), message, key=key))
+
+    def warn(self, path, message):
+        self.warnings.append(self.located.error(tuple(path), message))
 
     def _unknown(self, name, path, what="layer or model"):
         known = list(self.layer_specs) + list(self.model_specs)
@@ -231,8 +235,25 @@ class Compiler:
             for i, (out_name, shape) in enumerate(zip(out_names, out_shapes))]
         for tensor in node.output_tensors:
             tensors[tensor.name] = tensor
+        self._pass_masks(layer, node, path)
         layer.inbound_nodes.append(node)
         return node
+
+    def _pass_masks(self, layer, node, path):
+        """Which masks the call's outputs carry (Keras' compute_mask, at compile time); a
+        layer that cannot take the mask it is given drops it, as Keras does, and says so."""
+        sources = [t.mask_source for t in node.input_tensors]
+        if not any(sources) and not layer.makes_mask():
+            return
+        outs = layer.mask_sources(sources, len(node.output_tensors))
+        for tensor, source in zip(node.output_tensors, outs):
+            tensor.mask_source = source
+        if not layer.SUPPORTS_MASKING and not layer.makes_mask():
+            dropped = sorted({s for s in sources if s})
+            self.warn(path, f"{layer.TYPE} layer '{layer.name}' does not support masking: "
+                            f"the mask made by {', '.join(repr(d) for d in dropped)} stops "
+                            "here, as in Keras (later layers see every step); put the "
+                            "masking after it, or pool/reduce the masked steps first")
 
     def _regularizers_fit(self, layer, call_path) -> bool:
         """Every weight regularizer set on ``layer`` (and what it wraps) names a weight

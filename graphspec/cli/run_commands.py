@@ -219,10 +219,16 @@ def _node_table(records) -> str:
     header = ["layer", "node", "model", "inbound", "input shapes", "output shapes"]
     rows = [[r["layer"], str(r["node_index"]), r["model"], ", ".join(r["inbound"]),
              shapes(r["input_shapes"]), shapes(r["output_shapes"])] for r in records]
+    if any(any(r.get("output_masks") or ()) for r in records):
+        # Which tensors carry a mask (Embedding mask_zero, Masking), and from where.
+        header.append("mask from")
+        for row, r in zip(rows, records):
+            row.append(", ".join(m or "-" for m in r["output_masks"]))
     if records and "stats" in records[0]:
         header.append("output mean/std/min/max")
         for row, r in zip(rows, records):
             row.append("; ".join(f"{s['mean']:.4g}/{s['std']:.4g}/{s['min']:.4g}/{s['max']:.4g}"
+                                 + (f" ({s['masked']:.0%} masked)" if "masked" in s else "")
                                  for s in r["stats"]))
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
               for i, h in enumerate(header)]

@@ -52,25 +52,28 @@ def validate(paths, fmt, params):
         fail("error: no .yaml/.yml spec files found in " + ", ".join(paths), 2)
     report, invalid = [], 0
     for file in files:
-        errors = api.validate(file, overrides)
+        warnings: list = []
+        errors = api.validate(file, overrides, warnings=warnings)
         invalid += bool(errors)
-        report.append((file, errors))
+        report.append((file, errors, warnings))
     if fmt == "json":
         click.echo(dumps_json([{"file": f, "valid": not errs,
-                                "errors": [e.as_dict() for e in errs]}
-                               for f, errs in report], indent=2))
+                                "errors": [e.as_dict() for e in errs],
+                                "warnings": [w.as_dict() for w in warns]}
+                               for f, errs, warns in report], indent=2))
     else:
         if fmt == "github":
             # The one GitHub annotation writer (escapes %, newlines, ',' and ':' in properties).
             from ..review.action import annotation
-        for file, errors in report:
-            for e in errors:
+        for file, errors, warnings in report:
+            for level, e in [("error", e) for e in errors] + \
+                    [("warning", w) for w in warnings]:
                 if fmt == "github":
                     message = f"{e.path}: {e.message}" if e.path else e.message
-                    click.echo(annotation("error", e.file, message, e.line, e.col,
+                    click.echo(annotation(level, e.file, message, e.line, e.col,
                                           "graphspec validate"))
                 else:
-                    click.echo(e.format())
+                    click.echo(e.format() if level == "error" else f"warning: {e.format()}")
             if fmt == "text" and not errors:
                 click.echo(f"{file}: ok")
         if fmt == "text":

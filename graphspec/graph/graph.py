@@ -34,6 +34,7 @@ class Graph:
         self.spec_text: str | None = None
         self.model_file: str | None = None
         self.seed = None
+        self.warnings: list = []        # the compiler's located warnings (SpecError)
         self._rng = np.random.default_rng()
         for model in models.values():
             model.graph = self

@@ -22,6 +22,10 @@ from .walk import param_count as walk_param_count
 
 class Model:
     TYPE = "Model"
+    # Keras' Functional: masks on its inputs flow through its layers, and its outputs
+    # carry the masks its last layers give them.
+    SUPPORTS_MASKING = True
+    USES_MASK = True
 
     def __init__(self, name: str, inputs: list, outputs: list, nodes: list,
                  trainable: bool = True, graph=None):
@@ -109,26 +113,48 @@ class Model:
         values = self.run(inputs, ctx)
         return [values[t.slot] for t in self.outputs]
 
+    # -- masks (layers/base.py describes the contract) ----------------------------------
+    def makes_mask(self) -> bool:
+        return any(node.layer.makes_mask() for node in self.nodes)
+
+    def mask_sources(self, sources: list, n_outputs: int) -> list:
+        """The masks this model's outputs carry when it is called on inputs carrying
+        ``sources`` (a static pass over its nodes; its own tensors keep the masks of the
+        model run on its own, unmasked inputs)."""
+        known = {id(t): s for t, s in zip(self.inputs, sources)}
+        for node in self.nodes:
+            ins = [known.get(id(t)) for t in node.input_tensors]
+            outs = node.layer.mask_sources(ins, len(node.output_tensors)) \
+                if any(ins) or node.layer.makes_mask() else [None] * len(node.output_tensors)
+            for tensor, source in zip(node.output_tensors, outs):
+                known[id(tensor)] = source
+        return [known.get(id(t)) for t in self.outputs]
+
+    def call_masked(self, inputs: list, masks: list, ctx: CallContext) -> tuple:
+        values, value_masks = self.run_with_masks(inputs, ctx, masks)
+        return ([values[t.slot] for t in self.outputs],
+                [value_masks[t.slot] for t in self.outputs])
+
+    def forward_masked(self, inputs: list, masks: list, ctx: CallContext) -> list:
+        return self.call_masked(inputs, masks, ctx)[0]
+
+    def compute_mask(self, inputs: list, masks: list) -> list:
+        raise TypeError("a model's output masks come from call_masked (one run)")
+
     # -- execution ------------------------------------------------------------------
     def run(self, inputs: list, ctx: CallContext) -> list:
         """Run every node; returns the value of every tensor, indexed by ``tensor.slot``.
 
         This is the whole executor: the graph is already in execution order.
         """
-        # The slots each node reads and writes, worked out once per node list: a run
-        # is then one list lookup per input and output (the per-node overhead counts
-        # for models of many small layers).
-        plan = self.__dict__.get("_run_plan")
-        if plan is None or plan[0] is not self.nodes or plan[1] != len(self.nodes):
-            steps = [(node.layer, [t.slot for t in node.input_tensors],
-                      [t.slot for t in node.output_tensors],
-                      _activity_config(node.layer)) for node in self.nodes]
-            plan = self._run_plan = (self.nodes, len(self.nodes), steps)
+        plan = self._plan()
+        if plan[3]:                     # a layer makes a mask: the masked loop
+            return self.run_with_masks(inputs, ctx)[0]
         values = [None] * self._slots
         for tensor, value in zip(self.inputs, inputs):
             values[tensor.slot] = value
         activity = ctx.activity
-        for layer, reads, writes, regularizer in plan[2]:
+        for layer, reads, writes, regularizer, _ in plan[2]:
             outs = layer.forward([values[i] for i in reads], ctx)
             if len(writes) == 1:
                 values[writes[0]] = outs[0]
@@ -138,6 +164,45 @@ class Model:
             if regularizer is not None and activity is not None:
                 activity.append((regularizer, outs))
         return values
+
+    def _plan(self) -> tuple:
+        """``(nodes, count, steps, makes_masks)``: the slots each node reads and writes,
+        worked out once per node list, so a run is one list lookup per input and output
+        (the per-node overhead counts for models of many small layers)."""
+        plan = self.__dict__.get("_run_plan")
+        if plan is None or plan[0] is not self.nodes or plan[1] != len(self.nodes):
+            steps = [(node.layer, [t.slot for t in node.input_tensors],
+                      [t.slot for t in node.output_tensors],
+                      _activity_config(node.layer), node.layer.makes_mask())
+                     for node in self.nodes]
+            plan = self._run_plan = (self.nodes, len(self.nodes), steps,
+                                     any(step[4] for step in steps))
+        return plan
+
+    def run_with_masks(self, inputs: list, ctx: CallContext, masks: list | None = None):
+        """``(values, masks)`` indexed by ``tensor.slot``: :meth:`run` with the masks
+        (boolean arrays, or None) that travel beside the values; ``masks``: the inputs'."""
+        plan = self._plan()
+        values, value_masks = [None] * self._slots, [None] * self._slots
+        for tensor, value in zip(self.inputs, inputs):
+            values[tensor.slot] = value
+        for tensor, mask in zip(self.inputs, masks or ()):
+            value_masks[tensor.slot] = mask
+        activity = ctx.activity
+        for layer, reads, writes, regularizer, makes in plan[2]:
+            ins = [values[i] for i in reads]
+            in_masks = [value_masks[i] for i in reads]
+            if makes or any(m is not None for m in in_masks):
+                outs, out_masks = layer.call_masked(ins, in_masks, ctx)
+                for i, mask in zip(writes, out_masks):
+                    value_masks[i] = mask
+            else:
+                outs = layer.forward(ins, ctx)
+            for i, value in zip(writes, outs):
+                values[i] = value
+            if regularizer is not None and activity is not None:
+                activity.append((regularizer, outs))
+        return values, value_masks
 
     def check_inputs(self, inputs, offset: int = 0) -> dict:
         """Arrays keyed by input name, checked and cast (:mod:`graphspec.io.arrays`)."""

@@ -28,6 +28,9 @@ class SymbolicTensor:
     dtype: str = "float32"
     history: History | None = None
     slot: int = -1        # index into a model run's value list, set by Model
+    # The layer whose mask this tensor carries (Embedding mask_zero, Masking), passed on
+    # by the layers between; None: no mask. Set by the compiler.
+    mask_source: str | None = None
 
     def __repr__(self):
         return f"<tensor '{self.name}' shape={self.shape} dtype={self.dtype}>"
@@ -58,4 +61,5 @@ class Node:
             "inbound": [t.name for t in self.input_tensors],
             "input_shapes": [list(s) for s in self.input_shapes],
             "output_shapes": [list(s) for s in self.output_shapes],
+            "output_masks": [t.mask_source for t in self.output_tensors],
         }

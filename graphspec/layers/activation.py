@@ -7,6 +7,7 @@ from .common_args import ACTIVATION
 
 
 class Activation(Layer):
+    SUPPORTS_MASKING = True  # Keras: a mask on the input passes through
     TYPE = "Activation"
     DOC = "Applies a Keras activation by name."
     ARGS = {"activation": {k: v for k, v in ACTIVATION.items() if k != "default"},

@@ -13,6 +13,21 @@ the same weights. A layer class declares:
 - ``weight_specs(input_shapes)``: the weights a call on those shapes needs.
 - ``forward(inputs, ctx)``: differentiable numpy computation built from
   ``graphspec.ops`` (or a fused op whose backward is written beside it in the file).
+
+Masks (Keras' convention: a boolean array, True = a step to use, shaped like the
+tensor without its last axis, e.g. ``(batch, steps)`` for ``(batch, steps, features)``)
+are made by ``Embedding(mask_zero)`` and ``Masking`` and travel beside the values:
+
+- ``SUPPORTS_MASKING``: Keras' flag. True: a mask on the first input passes to the first
+  output (Keras' default ``compute_mask``). False: the layer drops a mask it is given,
+  as Keras does, and the compiler says so in a located warning.
+- ``USES_MASK``: ``forward_masked(inputs, masks, ctx)`` is called instead of ``forward``
+  whenever an input carries a mask (RNNs skip masked steps, pooling averages unmasked
+  steps, attention masks keys).
+- ``makes_mask()``: True for a layer that creates a mask from its values.
+- ``mask_sources(sources, n_outputs)`` (compile time: for each output, the name of the
+  layer whose mask it carries, or None) and ``compute_mask(inputs, masks)`` (run time:
+  the output masks) must agree; a layer overriding one overrides the other.
 """
 from __future__ import annotations
 
@@ -77,6 +92,8 @@ class Layer:
     INPUTS = 1
     DOC = ""
     REGULARIZED_WEIGHTS = REGULARIZED_WEIGHTS
+    SUPPORTS_MASKING = False
+    USES_MASK = False
 
     def __init__(self, name: str, config: dict, trainable: bool = True):
         self.name = name
@@ -109,6 +126,35 @@ class Layer:
 
     def forward(self, inputs: list, ctx: CallContext) -> list:
         raise NotImplementedError
+
+    # -- masking (see the module docstring) --------------------------------------------
+    def makes_mask(self) -> bool:
+        """True if this layer creates a mask from its input values."""
+        return False
+
+    def mask_sources(self, sources: list, n_outputs: int) -> list:
+        """Compile time: per output, the name of the layer whose mask it carries (None:
+        no mask), given the same for each input."""
+        first = sources[0] if sources and self.SUPPORTS_MASKING else None
+        return [first] + [None] * (n_outputs - 1)
+
+    def compute_mask(self, inputs: list, masks: list) -> list:
+        """Run time: per output, its mask (a boolean array) or None; a shorter list
+        leaves the remaining outputs unmasked."""
+        return [masks[0] if masks and self.SUPPORTS_MASKING else None]
+
+    def forward_masked(self, inputs: list, masks: list, ctx: CallContext) -> list:
+        """``forward`` with the input masks (None where an input has none)."""
+        return self.forward(inputs, ctx)
+
+    def call_masked(self, inputs: list, masks: list, ctx: CallContext) -> tuple:
+        """``(outputs, output masks)`` of one call whose inputs may carry masks."""
+        outputs = self.forward_masked(inputs, masks, ctx) if self.USES_MASK \
+            else self.forward(inputs, ctx)
+        if not self.SUPPORTS_MASKING and not self.makes_mask():
+            return outputs, [None] * len(outputs)
+        out_masks = self.compute_mask(inputs, masks)
+        return outputs, list(out_masks) + [None] * (len(outputs) - len(out_masks))
 
     def sublayers(self) -> list:
         """Layers whose weights this layer uses (wrappers and sub-models)."""

@@ -1,9 +1,12 @@
 """Concatenate: joins its inputs along ``axis`` (default the last, channels-last)."""
 from __future__ import annotations
 
+import numpy as np
+
 from .. import ops
 from ..errors import ShapeError
 from .base import Layer
+from .merging import joined_sources
 
 
 class Concatenate(Layer):
@@ -11,6 +14,7 @@ class Concatenate(Layer):
     DOC = "Concatenates inputs along one axis; all other axes must match."
     ARGS = {"axis": {"type": "integer", "default": -1, "minimum": -64, "maximum": 64}}
     INPUTS = (1, None)
+    SUPPORTS_MASKING = True
 
     def _axis(self, rank):
         axis = self.axis % rank if -rank <= self.axis < rank else None
@@ -39,3 +43,19 @@ class Concatenate(Layer):
 
     def forward(self, inputs, ctx):
         return [ops.concatenate(inputs, axis=self._axis(len(inputs[0].shape)))]
+
+    # -- masks (Keras' Concatenate.compute_mask) ------------------------------------
+    def mask_sources(self, sources, n_outputs):
+        return [joined_sources(sources) or None]
+
+    def compute_mask(self, inputs, masks):
+        """An unmasked input counts as all steps kept; each mask is spread over its
+        input's last axis, the masks are joined along ``axis``, and a position is kept
+        if any of its last-axis entries is."""
+        if all(m is None for m in masks):
+            return [None]
+        full = [np.ones(x.shape, dtype=bool) if m is None
+                else np.broadcast_to(m[..., None] if m.ndim < x.ndim else m, x.shape)
+                for x, m in zip(inputs, masks)]
+        joined = np.concatenate(full, axis=self._axis(len(inputs[0].shape)))
+        return [joined.any(axis=-1)]

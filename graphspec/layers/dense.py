@@ -9,6 +9,7 @@ from .common_args import ACTIVATION, REGULARIZER, initializer
 
 
 class Dense(Layer):
+    SUPPORTS_MASKING = True  # Keras: a mask on the input passes through
     TYPE = "Dense"
     DOC = "Densely connected layer on the last axis; kernel shape (input_dim, units)."
     ARGS = {

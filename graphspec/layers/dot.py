@@ -7,6 +7,14 @@ from .base import Layer
 
 
 class Dot(Layer):
+    SUPPORTS_MASKING = True   # Keras: takes masked inputs; its output carries no mask
+
+    def mask_sources(self, sources, n_outputs):
+        return [None]
+
+    def compute_mask(self, inputs, masks):
+        return [None]
+
     TYPE = "Dot"
     DOC = "batch_dot of two inputs along axes; normalize=true gives cosine proximity."
     ARGS = {"axes": {"oneOf": [{"type": "integer"},

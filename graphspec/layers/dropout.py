@@ -9,6 +9,7 @@ from .base import Layer, single_shape
 
 
 class Dropout(Layer):
+    SUPPORTS_MASKING = True  # Keras: a mask on the input passes through
     TYPE = "Dropout"
     DOC = "Inverted dropout; seeded through the run's random generator."
     ARGS = {"rate": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},

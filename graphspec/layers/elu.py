@@ -6,6 +6,7 @@ from .base import Layer, single_shape
 
 
 class ELU(Layer):
+    SUPPORTS_MASKING = True  # Keras: a mask on the input passes through
     TYPE = "ELU"
     DOC = "Exponential linear unit: x if x > 0 else alpha * (exp(x) - 1)."
     ARGS = {"alpha": {"type": "number", "default": 1.0}}

@@ -5,9 +5,8 @@ integers); output ``(batch, ..., output_dim)``. The indices get no gradient; the
 gradient is the scatter-add of the output gradient rows into the rows they came from,
 computed as one sparse-times-dense product (several times faster than ``np.add.at``).
 
-``mask_zero`` is accepted and stored for Keras compatibility, but masks are not
-propagated yet: index 0 is embedded like any other index and downstream recurrent
-layers do not skip those steps.
+With ``mask_zero`` index 0 is padding: it is still embedded (its row gets gradients,
+as in Keras), and the output carries the mask ``indices != 0`` to the layers after it.
 """
 from __future__ import annotations
 
@@ -67,8 +66,9 @@ class Embedding(Layer):
         "embeddings_regularizer": REGULARIZER,
         "activity_regularizer": REGULARIZER,
         "mask_zero": {"type": "boolean", "default": False,
-                      "description": "stored for Keras compatibility; masks are not "
-                                     "propagated yet"},
+                      "description": "index 0 is padding: the output carries the mask "
+                                     "indices != 0 (RNNs skip those steps, pooling and "
+                                     "attention ignore them)"},
     }
     REQUIRED = ("input_dim", "output_dim")
     REGULARIZED_WEIGHTS = {"embeddings_regularizer": "embeddings"}
@@ -86,6 +86,18 @@ class Embedding(Layer):
 
     def index_limit(self, input_index):
         return self.input_dim, f"input_dim={self.input_dim} of Embedding '{self.name}'"
+
+    def makes_mask(self) -> bool:
+        return bool(self.mask_zero)
+
+    def mask_sources(self, sources, n_outputs):
+        return [self.name if self.mask_zero else None]
+
+    def compute_mask(self, inputs, masks):
+        if not self.mask_zero:
+            return [None]
+        indices = inputs[0].data if isinstance(inputs[0], Variable) else inputs[0]
+        return [np.asarray(indices) != 0]
 
     def forward(self, inputs, ctx):
         return [embedding_lookup(self.weights["embeddings"], inputs[0], self.name)]

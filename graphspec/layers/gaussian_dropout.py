@@ -10,6 +10,7 @@ from .base import Layer, single_shape
 
 
 class GaussianDropout(Layer):
+    SUPPORTS_MASKING = True  # Keras: a mask on the input passes through
     TYPE = "GaussianDropout"
     DOC = "Multiplicative N(1, sqrt(rate / (1 - rate))) noise while training (Keras 3)."
     ARGS = {"rate": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}}

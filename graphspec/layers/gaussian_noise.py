@@ -8,6 +8,7 @@ from .base import Layer, single_shape
 
 
 class GaussianNoise(Layer):
+    SUPPORTS_MASKING = True  # Keras: a mask on the input passes through
     TYPE = "GaussianNoise"
     DOC = "Adds zero-mean Gaussian noise of standard deviation `stddev` while training."
     ARGS = {"stddev": {"type": "number", "minimum": 0}}

@@ -15,6 +15,7 @@ from .layer_normalization import layer_norm
 
 
 class GroupNormalization(Layer):
+    SUPPORTS_MASKING = True  # Keras: a mask on the input passes through
     TYPE = "GroupNormalization"
     DOC = ("Normalisation per sample and channel group over `axis` (Keras 3); gamma and "
            "beta per channel.")

@@ -62,6 +62,7 @@ def layer_norm(x, gamma, beta, axes, epsilon, rms=False):
 
 
 class LayerNormalization(Layer):
+    SUPPORTS_MASKING = True  # Keras: a mask on the input passes through
     TYPE = "LayerNormalization"
     DOC = ("Per-sample normalisation over `axis` (int or list of feature axes), then "
            "gamma * x + beta with weights over the normalised axes (Keras 3).")

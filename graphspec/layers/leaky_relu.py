@@ -7,6 +7,7 @@ from .base import Layer, single_shape
 
 
 class LeakyReLU(Layer):
+    SUPPORTS_MASKING = True  # Keras: a mask on the input passes through
     TYPE = "LeakyReLU"
     DOC = "x if x > 0 else negative_slope * x (Keras 3 default negative_slope 0.3)."
     ARGS = {"negative_slope": {"type": "number", "minimum": 0, "default": 0.3}}

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from functools import reduce
 
+import numpy as np
+
 from ..errors import ShapeError
 from .base import Layer
 
@@ -24,10 +26,25 @@ def broadcast_feature_shapes(layer: Layer, input_shapes: list) -> tuple:
     return tuple(out)
 
 
+def joined_sources(sources: list) -> str:
+    """The names of the layers whose masks a merge combines, as one label."""
+    return "+".join(dict.fromkeys(s for s in sources if s))
+
+
 class ElementwiseMerge(Layer):
     """Folds an elementwise binary op over all inputs."""
     INPUTS = (2, None)
     OP = None
+    # Keras' merge mask: none unless every input has one, then their OR.
+    SUPPORTS_MASKING = True
+
+    def mask_sources(self, sources, n_outputs):
+        return [joined_sources(sources) if all(sources) else None]
+
+    def compute_mask(self, inputs, masks):
+        if any(m is None for m in masks):
+            return [None]
+        return [reduce(np.logical_or, masks)]
 
     def compute_output_shapes(self, input_shapes):
         return [broadcast_feature_shapes(self, input_shapes)]

@@ -23,6 +23,7 @@ _VALUE = {"type": ["number", "array", "null"], "default": None,
 
 
 class Normalization(Layer):
+    SUPPORTS_MASKING = True  # Keras: a mask on the input passes through
     TYPE = "Normalization"
     DOC = ("Feature-wise (x - mean) / sqrt(variance) with non-trainable mean and variance "
            "(Keras 3), set by `graphspec adapt` or given.")

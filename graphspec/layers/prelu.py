@@ -13,6 +13,7 @@ from .common_args import REGULARIZER, initializer
 
 
 class PReLU(Layer):
+    SUPPORTS_MASKING = True  # Keras: a mask on the input passes through
     TYPE = "PReLU"
     DOC = ("Leaky ReLU with a learned slope per feature: alpha of the input's feature "
            "shape, 1 on the shared_axes.")

@@ -1,83 +1,125 @@
 """The one list of layer types. The spec schema, validation and the compiler all read
-it, so adding a layer means: write its file, add it here, add its test."""
+it, so adding a layer means: write its file, add it here, add its test.
+
+A layer's module is imported when its type is first looked up, not with this module:
+validating or building a spec imports the layers that spec uses, not all of them
+(issue 11: a cold ``graphspec validate`` paid ~0.1 s for the other ~60). The type names
+alone (``sorted(REGISTRY)``, ``name in REGISTRY``) import nothing.
+"""
 from __future__ import annotations
 
-from .activation import Activation
-from .add import Add
-from .additive_attention import AdditiveAttention
-from .attention import Attention
-from .average import Average
-from .average_pooling2d import AveragePooling2D
-from .batch_normalization import BatchNormalization
-from .bidirectional import Bidirectional
-from .concatenate import Concatenate
-from .conv1d import Conv1D
-from .conv2d import Conv2D
-from .dense import Dense
-from .dot import Dot
-from .dropout import Dropout
-from .embedding import Embedding
-from .flatten import Flatten
-from .gaussian_dropout import GaussianDropout
-from .gaussian_noise import GaussianNoise
-from .global_average_pooling2d import GlobalAveragePooling2D
-from .global_max_pooling2d import GlobalMaxPooling2D
-from .group_normalization import GroupNormalization
-from .gru import GRU
-from .lambda_layer import Lambda
-from .layer_normalization import LayerNormalization
-from .lstm import LSTM
-from .max_pooling1d import MaxPooling1D
-from .max_pooling2d import MaxPooling2D
-from .maximum import Maximum
-from .merge import Merge
-from .minimum import Minimum
-from .multi_head_attention import MultiHeadAttention
-from .multiply import Multiply
-from .normalization import Normalization
-from .permute import Permute
-from .repeat_vector import RepeatVector
-from .rescaling import Rescaling
-from .reshape import Reshape
-from .simple_rnn import SimpleRNN
-from .spatial_dropout1d import SpatialDropout1D
-from .spatial_dropout2d import SpatialDropout2D
-from .subtract import Subtract
-from .time_distributed import TimeDistributed
-from .unit_normalization import UnitNormalization
-from .zero_padding2d import ZeroPadding2D
-# Layer zoo II: convolution, pooling and activation layers
-from .average_pooling1d import AveragePooling1D
-from .conv2d_transpose import Conv2DTranspose
-from .cropping1d import Cropping1D
-from .cropping2d import Cropping2D
-from .depthwise_conv2d import DepthwiseConv2D
-from .elu import ELU
-from .global_average_pooling1d import GlobalAveragePooling1D
-from .global_max_pooling1d import GlobalMaxPooling1D
-from .leaky_relu import LeakyReLU
-from .prelu import PReLU
-from .relu import ReLU
-from .separable_conv2d import SeparableConv2D
-from .softmax import Softmax
-from .up_sampling1d import UpSampling1D
-from .up_sampling2d import UpSampling2D
-from .zero_padding1d import ZeroPadding1D
+import importlib
+from collections.abc import MutableMapping
 
-LAYER_CLASSES = (
-    Activation, Add, Average, AveragePooling2D, BatchNormalization, Bidirectional,
-    Concatenate, Conv1D, Conv2D, Dense, Dot, Dropout, Embedding, Flatten, GRU,
-    GlobalAveragePooling2D, GlobalMaxPooling2D, LSTM, Lambda, LayerNormalization,
-    MaxPooling1D, MaxPooling2D, Maximum, Merge, Minimum, Multiply, Permute, RepeatVector,
-    Reshape, SimpleRNN, Subtract, TimeDistributed, ZeroPadding2D,
-    # Layer zoo II: attention, normalisation, preprocessing, training-only noise
-    AdditiveAttention, Attention, GaussianDropout, GaussianNoise, GroupNormalization,
-    MultiHeadAttention, Normalization, Rescaling, SpatialDropout1D, SpatialDropout2D,
-    UnitNormalization,
-    # Layer zoo II: convolution, pooling and activation layers
-    AveragePooling1D, Conv2DTranspose, Cropping1D, Cropping2D, DepthwiseConv2D, ELU,
-    GlobalAveragePooling1D, GlobalMaxPooling1D, LeakyReLU, PReLU, ReLU, SeparableConv2D,
-    Softmax, UpSampling1D, UpSampling2D, ZeroPadding1D,
-)
+# layer type -> its module under graphspec.layers (the class is named as the type)
+LAYER_MODULES = {
+    "Activation": "activation",
+    "Add": "add",
+    "AdditiveAttention": "additive_attention",
+    "Attention": "attention",
+    "Average": "average",
+    "AveragePooling1D": "average_pooling1d",
+    "AveragePooling2D": "average_pooling2d",
+    "BatchNormalization": "batch_normalization",
+    "Bidirectional": "bidirectional",
+    "Concatenate": "concatenate",
+    "Conv1D": "conv1d",
+    "Conv2D": "conv2d",
+    "Conv2DTranspose": "conv2d_transpose",
+    "Cropping1D": "cropping1d",
+    "Cropping2D": "cropping2d",
+    "Dense": "dense",
+    "DepthwiseConv2D": "depthwise_conv2d",
+    "Dot": "dot",
+    "Dropout": "dropout",
+    "ELU": "elu",
+    "Embedding": "embedding",
+    "Flatten": "flatten",
+    "GRU": "gru",
+    "GaussianDropout": "gaussian_dropout",
+    "GaussianNoise": "gaussian_noise",
+    "GlobalAveragePooling1D": "global_average_pooling1d",
+    "GlobalAveragePooling2D": "global_average_pooling2d",
+    "GlobalMaxPooling1D": "global_max_pooling1d",
+    "GlobalMaxPooling2D": "global_max_pooling2d",
+    "GroupNormalization": "group_normalization",
+    "LSTM": "lstm",
+    "Lambda": "lambda_layer",
+    "LayerNormalization": "layer_normalization",
+    "LeakyReLU": "leaky_relu",
+    "Masking": "masking",
+    "MaxPooling1D": "max_pooling1d",
+    "MaxPooling2D": "max_pooling2d",
+    "Maximum": "maximum",
+    "Merge": "merge",
+    "Minimum": "minimum",
+    "MultiHeadAttention": "multi_head_attention",
+    "Multiply": "multiply",
+    "Normalization": "normalization",
+    "PReLU": "prelu",
+    "Permute": "permute",
+    "ReLU": "relu",
+    "RepeatVector": "repeat_vector",
+    "Rescaling": "rescaling",
+    "Reshape": "reshape",
+    "SeparableConv2D": "separable_conv2d",
+    "SimpleRNN": "simple_rnn",
+    "Softmax": "softmax",
+    "SpatialDropout1D": "spatial_dropout1d",
+    "SpatialDropout2D": "spatial_dropout2d",
+    "Subtract": "subtract",
+    "TimeDistributed": "time_distributed",
+    "UnitNormalization": "unit_normalization",
+    "UpSampling1D": "up_sampling1d",
+    "UpSampling2D": "up_sampling2d",
+    "ZeroPadding1D": "zero_padding1d",
+    "ZeroPadding2D": "zero_padding2d",
+}
 
-REGISTRY = {cls.TYPE: cls for cls in LAYER_CLASSES}
+
+class _Registry(MutableMapping):
+    """Layer type -> class, importing the class's module on first lookup. Writable so
+    tests can swap a class in (``monkeypatch.setitem``)."""
+
+    def __init__(self, modules: dict):
+        self._modules = modules
+        self._classes: dict = {}
+
+    def __getitem__(self, name):
+        try:
+            return self._classes[name]
+        except KeyError:
+            module = self._modules[name]            # KeyError: not a layer type
+        cls = getattr(importlib.import_module(f"{__package__}.{module}"), name)
+        self._classes[name] = cls
+        return cls
+
+    def __contains__(self, name):
+        return name in self._modules or name in self._classes
+
+    def __setitem__(self, name, cls):
+        self._classes[name] = cls
+
+    def __delitem__(self, name):
+        if name in self._modules:
+            raise KeyError(f"{name} is a built-in layer type: replace it, do not delete it")
+        del self._classes[name]
+
+    def __iter__(self):
+        yield from self._modules
+        yield from (name for name in list(self._classes) if name not in self._modules)
+
+    def __len__(self):
+        return len(self._modules) + sum(name not in self._modules for name in self._classes)
+
+    def __repr__(self):
+        return f"<layer registry: {len(self)} types>"
+
+
+REGISTRY = _Registry(LAYER_MODULES)
+
+
+def __getattr__(name):
+    if name == "LAYER_CLASSES":    # every layer class: imports every layer module
+        return tuple(REGISTRY.values())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

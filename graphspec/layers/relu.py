@@ -10,6 +10,7 @@ NON_NEGATIVE = {"type": "number", "minimum": 0}
 
 
 class ReLU(Layer):
+    SUPPORTS_MASKING = True  # Keras: a mask on the input passes through
     TYPE = "ReLU"
     DOC = ("Rectified linear unit with Keras' max_value (null: no cap), negative_slope "
            "and threshold.")

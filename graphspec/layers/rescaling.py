@@ -16,6 +16,7 @@ _VALUE = {"type": ["number", "array"], "items": {"type": ["number", "array"]},
 
 
 class Rescaling(Layer):
+    SUPPORTS_MASKING = True  # Keras: a mask on the input passes through
     TYPE = "Rescaling"
     DOC = "x * scale + offset, constants broadcast over the features (Keras 3)."
     ARGS = {"scale": dict(_VALUE, description="number or nested list broadcast to the features"),

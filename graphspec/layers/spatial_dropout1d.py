@@ -10,6 +10,7 @@ RATE = {"type": "number", "minimum": 0, "exclusiveMaximum": 1}
 
 
 class SpatialDropout1D(Layer):
+    SUPPORTS_MASKING = True  # Keras: a mask on the input passes through
     TYPE = "SpatialDropout1D"
     DOC = "Drops whole channels of (steps, channels) inputs while training (Keras 3)."
     ARGS = {"rate": RATE}

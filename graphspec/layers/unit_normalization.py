@@ -31,6 +31,7 @@ def unit_normalize(x, axes):
 
 
 class UnitNormalization(Layer):
+    SUPPORTS_MASKING = True  # Keras: a mask on the input passes through
     TYPE = "UnitNormalization"
     DOC = "Scales each sample to unit L2 norm over `axis` (Keras 3)."
     ARGS = {"axis": {"type": ["integer", "array"], "default": -1, "minimum": -64,

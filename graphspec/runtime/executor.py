@@ -180,7 +180,12 @@ def node_statistics(model, inputs, seed: int | None = None) -> dict:
         if len(array.shape) and array.shape[0] == 0:
             raise InputError(f"input '{name}' has 0 rows (shape {tuple(array.shape)}): "
                              "node statistics need at least one sample")
-    feeds = check_inputs(model, arrays)
-    values = run(model, feeds, context(model, seed=seed))
+    feeds = [Variable(f) for f in check_inputs(model, arrays).values()]
+    with recording(False):
+        values, masks = model.run_with_masks(feeds, context(model, seed=seed))
     tensors = list(model.inputs) + [t for node in model.nodes for t in node.output_tensors]
-    return {id(t): _stats(values[t.slot].data) for t in tensors}
+    stats = {id(t): _stats(values[t.slot].data) for t in tensors}
+    for tensor in tensors:      # the share of masked steps, where a mask travels
+        if masks[tensor.slot] is not None:
+            stats[id(tensor)]["masked"] = float(1.0 - np.mean(masks[tensor.slot]))
+    return stats
