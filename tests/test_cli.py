@@ -110,9 +110,11 @@ def test_inspect_nodes_json_has_exactly_the_documented_keys(tmp_path):
     result = run("inspect-nodes", spec, "--format", "json")
     records = json.loads(result.output)
     assert [set(r) for r in records] == [{"layer", "node_index", "model", "inbound",
-                                          "input_shapes", "output_shapes"}] * 2
+                                          "input_shapes", "output_shapes",
+                                          "output_masks"}] * 2
     assert records[1] == {"layer": "out", "node_index": 0, "model": "mlp", "inbound": ["h"],
-                          "input_shapes": [[None, 8]], "output_shapes": [[None, 3]]}
+                          "input_shapes": [[None, 8]], "output_shapes": [[None, 3]],
+                          "output_masks": [None]}
 
 
 def test_inspect_nodes_with_inputs_shows_statistics(tmp_path):
