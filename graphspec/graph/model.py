@@ -183,6 +183,8 @@ class Model:
         """``(values, masks)`` indexed by ``tensor.slot``: :meth:`run` with the masks
         (boolean arrays, or None) that travel beside the values; ``masks``: the inputs'."""
         plan = self._plan()
+        if not plan[3] and all(m is None for m in masks or ()):
+            return self.run(inputs, ctx), [None] * self._slots     # no mask anywhere
         values, value_masks = [None] * self._slots, [None] * self._slots
         for tensor, value in zip(self.inputs, inputs):
             values[tensor.slot] = value

@@ -54,8 +54,9 @@ class Concatenate(Layer):
         if any of its last-axis entries is."""
         if all(m is None for m in masks):
             return [None]
-        full = [np.ones(x.shape, dtype=bool) if m is None
-                else np.broadcast_to(m[..., None] if m.ndim < x.ndim else m, x.shape)
-                for x, m in zip(inputs, masks)]
-        joined = np.concatenate(full, axis=self._axis(len(inputs[0].shape)))
+        shapes = [np.shape(getattr(x, "data", x)) for x in inputs]
+        full = [np.ones(shape, dtype=bool) if m is None
+                else np.broadcast_to(m[..., None] if m.ndim < len(shape) else m, shape)
+                for shape, m in zip(shapes, masks)]
+        joined = np.concatenate(full, axis=self._axis(len(shapes[0])))
         return [joined.any(axis=-1)]

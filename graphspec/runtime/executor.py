@@ -38,13 +38,15 @@ def context(model, *, training: bool = False, rng=None, seed: int | None = None,
 
 
 def run(model, feeds, ctx: CallContext | None = None, *, training: bool = False, rng=None,
-        record: bool = False) -> list:
+        record: bool = False, with_masks: bool = False):
     """Every tensor value of one run of ``model``, indexed by ``tensor.slot``.
 
     ``feeds``: arrays (or Variables) keyed by input name, or a list in input order,
     already checked (:func:`graphspec.io.arrays.check_inputs`). ``record`` keeps the
     tape for a backward pass. A caller that needs the state updates or activity
-    penalties of the run passes its own ``ctx``.
+    penalties of the run passes its own ``ctx``. ``with_masks``: return ``(values,
+    masks)``, the masks (boolean arrays or None) also indexed by slot (a loss on an
+    output that carries a mask counts its unmasked positions only, as in Keras).
     """
     tune_allocator()
     if ctx is None:
@@ -53,6 +55,8 @@ def run(model, feeds, ctx: CallContext | None = None, *, training: bool = False,
         feeds = [feeds[name] for name in model.input_names]
     feeds = [f if isinstance(f, Variable) else Variable(f) for f in feeds]
     with recording(record):
+        if with_masks:
+            return model.run_with_masks(feeds, ctx)
         return model.run(feeds, ctx)
 
 
@@ -180,9 +184,8 @@ def node_statistics(model, inputs, seed: int | None = None) -> dict:
         if len(array.shape) and array.shape[0] == 0:
             raise InputError(f"input '{name}' has 0 rows (shape {tuple(array.shape)}): "
                              "node statistics need at least one sample")
-    feeds = [Variable(f) for f in check_inputs(model, arrays).values()]
-    with recording(False):
-        values, masks = model.run_with_masks(feeds, context(model, seed=seed))
+    values, masks = run(model, check_inputs(model, arrays), context(model, seed=seed),
+                        with_masks=True)
     tensors = list(model.inputs) + [t for node in model.nodes for t in node.output_tensors]
     stats = {id(t): _stats(values[t.slot].data) for t in tensors}
     for tensor in tensors:      # the share of masked steps, where a mask travels

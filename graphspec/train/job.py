@@ -27,7 +27,15 @@ class CustomLoss:
     expression: object
     name: str = "custom"
 
-    def __call__(self, y_true, y_pred):
+    def __call__(self, y_true, y_pred, mask=None):
+        if mask is not None:
+            # One value per sample leaves no positions to mask: ignoring the mask would
+            # count the padding that Keras leaves out.
+            raise TrainingConfigError(
+                f"custom loss '{self.expression.text}' is on an output that carries a mask "
+                "(Embedding mask_zero or Masking upstream), and an expression loss cannot "
+                "leave masked steps out; use a built-in loss, or end the masked part "
+                "before the output (e.g. GlobalAveragePooling1D)")
         value = self.expression.evaluate({"y_true": Variable(np.asarray(y_true, y_pred.dtype))
                                           if not isinstance(y_true, Variable) else y_true,
                                           "y_pred": y_pred}, None)

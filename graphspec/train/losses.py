@@ -49,8 +49,29 @@ def _target_array(y_true, y_pred: Variable) -> np.ndarray:
     return data
 
 
-def _per_sample(values: Variable) -> Variable:
-    """Mean over every axis but the batch axis: ``(batch, ...) -> (batch,)``."""
+def mask_weights(mask, values_shape, dtype) -> np.ndarray:
+    """Keras' ``apply_mask`` for ``sum_over_batch_size``: weight ``total / valid`` on the
+    unmasked positions and 0 on the masked ones, so that the plain mean of the weighted
+    values is the mean over the unmasked positions (0 if none is)."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != tuple(values_shape):
+        raise InputError(f"the output's mask has shape {mask.shape}, but its loss has one "
+                         f"value per position of shape {tuple(values_shape)}: a mask must "
+                         "cover the output's steps (its shape without the last axis)")
+    valid = int(mask.sum())
+    scale = mask.size / valid if valid else 0.0
+    return mask.astype(dtype) * dtype.type(scale)
+
+
+def _per_sample(values: Variable, mask=None) -> Variable:
+    """Mean over every axis but the batch axis: ``(batch, ...) -> (batch,)``. With the
+    output's ``mask`` (Keras masks a loss with the mask its prediction carries) the
+    positions are first reduced to the mask's shape (mean over the last axis, as Keras'
+    per-position losses are) and weighted by :func:`mask_weights`."""
+    if mask is not None:
+        while values.data.ndim > np.ndim(mask) and values.data.ndim > 1:
+            values = ops.mean(values, axis=-1)
+        values = ops.mul(values, Variable(mask_weights(mask, values.shape, values.dtype)))
     if values.data.ndim <= 1:
         return values
     return ops.mean(values, axis=tuple(range(1, values.data.ndim)))
@@ -64,18 +85,18 @@ def _check_probability_args(label_smoothing):
 
 # -- regression ----------------------------------------------------------------------
 
-def mean_squared_error(y_true, y_pred) -> Variable:
+def mean_squared_error(y_true, y_pred, mask=None) -> Variable:
     """``mean((y_pred - y_true)**2, axis=-1)`` per sample."""
     y_pred = as_variable(y_pred)
     target = _target_array(y_true, y_pred)
-    return _per_sample(ops.square(ops.sub(y_pred, Variable(target))))
+    return _per_sample(ops.square(ops.sub(y_pred, Variable(target))), mask)
 
 
-def mean_absolute_error(y_true, y_pred) -> Variable:
+def mean_absolute_error(y_true, y_pred, mask=None) -> Variable:
     """``mean(|y_pred - y_true|, axis=-1)`` per sample (gradient 0 where they are equal)."""
     y_pred = as_variable(y_pred)
     target = _target_array(y_true, y_pred)
-    return _per_sample(ops.abs_(ops.sub(y_pred, Variable(target))))
+    return _per_sample(ops.abs_(ops.sub(y_pred, Variable(target))), mask)
 
 
 # -- binary crossentropy ---------------------------------------------------------------
@@ -110,14 +131,14 @@ def _bce_logits(target, y_pred: Variable) -> Variable:
 
 
 def binary_crossentropy(y_true, y_pred, from_logits: bool = False,
-                        label_smoothing: float = 0.0) -> Variable:
+                        label_smoothing: float = 0.0, mask=None) -> Variable:
     y_pred = as_variable(y_pred)
     _check_probability_args(label_smoothing)
     target = _target_array(y_true, y_pred)
     if label_smoothing:
         target = target * (1 - label_smoothing) + 0.5 * label_smoothing
     elementwise = (_bce_logits if from_logits else _bce_probabilities)(target, y_pred)
-    return _per_sample(elementwise)
+    return _per_sample(elementwise, mask)
 
 
 # -- categorical crossentropies ----------------------------------------------------------
@@ -155,14 +176,14 @@ def _cce_probabilities(target, y_pred: Variable) -> Variable:
 
 
 def categorical_crossentropy(y_true, y_pred, from_logits: bool = False,
-                             label_smoothing: float = 0.0) -> Variable:
+                             label_smoothing: float = 0.0, mask=None) -> Variable:
     y_pred = as_variable(y_pred)
     _check_probability_args(label_smoothing)
     target = _target_array(y_true, y_pred)
     if label_smoothing:
         target = target * (1 - label_smoothing) + label_smoothing / y_pred.shape[-1]
     per_position = (_cce_logits if from_logits else _cce_probabilities)(target, y_pred)
-    return _per_sample(per_position)
+    return _per_sample(per_position, mask)
 
 
 def _class_ids(y_true, y_pred: Variable) -> np.ndarray:
@@ -191,13 +212,14 @@ def _class_ids(y_true, y_pred: Variable) -> np.ndarray:
     return data.astype(np.int64)
 
 
-def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -> Variable:
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False,
+                                    mask=None) -> Variable:
     y_pred = as_variable(y_pred)
     ids = _class_ids(y_true, y_pred)
     target = np.zeros(y_pred.shape, dtype=y_pred.dtype)
     np.put_along_axis(target, ids[..., None], 1, axis=-1)
     per_position = (_cce_logits if from_logits else _cce_probabilities)(target, y_pred)
-    return _per_sample(per_position)
+    return _per_sample(per_position, mask)
 
 
 # -- reduction -------------------------------------------------------------------------
@@ -275,8 +297,11 @@ class Loss:
         if "label_smoothing" in self.config:
             _check_probability_args(self.config["label_smoothing"])
 
-    def __call__(self, y_true, y_pred) -> Variable:
-        return self.fn(y_true, y_pred, **self.config)
+    def __call__(self, y_true, y_pred, mask=None) -> Variable:
+        """Per-sample losses; ``mask``: the prediction's mask (positions to count)."""
+        if mask is None:
+            return self.fn(y_true, y_pred, **self.config)
+        return self.fn(y_true, y_pred, mask=mask, **self.config)
 
     def __repr__(self):
         return f"Loss({self.name!r}, {self.config})"

@@ -19,14 +19,20 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError, SpecError
+from .losses import mask_weights
 
 
 def _data(x):
     return np.asarray(getattr(x, "data", x))
 
 
-def _per_sample(values: np.ndarray) -> np.ndarray:
+def _per_sample(values: np.ndarray, mask=None) -> np.ndarray:
+    """Mean over every axis but the batch axis; with the prediction's ``mask``, weighted
+    so that the batch mean counts the unmasked positions only (Keras uses the mask as
+    the metric's sample weight)."""
     values = np.asarray(values)
+    if mask is not None:
+        values = values * mask_weights(mask, values.shape, values.dtype)
     if values.ndim <= 1:
         return values
     return values.mean(axis=tuple(range(1, values.ndim)))
@@ -44,16 +50,16 @@ def _same_rank(y_true, y_pred):
     return y_true, y_pred
 
 
-def binary_accuracy(y_true, y_pred, threshold: float = 0.5) -> np.ndarray:
+def binary_accuracy(y_true, y_pred, threshold: float = 0.5, mask=None) -> np.ndarray:
     """``mean(y_true == (y_pred > threshold), axis=-1)`` per sample."""
     y_pred = _data(y_pred)
     y_true, y_pred = _same_rank(_data(y_true), y_pred)
     dtype = y_pred.dtype if y_pred.dtype.kind == "f" else np.float32
     matches = (y_true == (y_pred > threshold)).astype(dtype)
-    return _per_sample(matches.mean(axis=-1) if matches.ndim > 1 else matches)
+    return _per_sample(matches.mean(axis=-1) if matches.ndim > 1 else matches, mask)
 
 
-def categorical_accuracy(y_true, y_pred) -> np.ndarray:
+def categorical_accuracy(y_true, y_pred, mask=None) -> np.ndarray:
     """``argmax(y_true, -1) == argmax(y_pred, -1)`` per sample (ties: first index)."""
     y_true, y_pred = _data(y_true), _data(y_pred)
     if y_true.shape != y_pred.shape:
@@ -61,10 +67,10 @@ def categorical_accuracy(y_true, y_pred) -> np.ndarray:
                          f"predictions of shape {y_pred.shape}")
     dtype = y_pred.dtype if y_pred.dtype.kind == "f" else np.float32
     matches = (np.argmax(y_true, axis=-1) == np.argmax(y_pred, axis=-1)).astype(dtype)
-    return _per_sample(matches)
+    return _per_sample(matches, mask)
 
 
-def sparse_categorical_accuracy(y_true, y_pred) -> np.ndarray:
+def sparse_categorical_accuracy(y_true, y_pred, mask=None) -> np.ndarray:
     """``y_true == argmax(y_pred, -1)`` per sample, for class ids of shape (batch,) or
     (batch, 1)."""
     y_true, y_pred = _data(y_true), _data(y_pred)
@@ -75,21 +81,21 @@ def sparse_categorical_accuracy(y_true, y_pred) -> np.ndarray:
                          f"predictions of shape {y_pred.shape}")
     dtype = y_pred.dtype if y_pred.dtype.kind == "f" else np.float32
     matches = (y_true == np.argmax(y_pred, axis=-1)).astype(dtype)
-    return _per_sample(matches)
+    return _per_sample(matches, mask)
 
 
-def mean_absolute_error(y_true, y_pred) -> np.ndarray:
+def mean_absolute_error(y_true, y_pred, mask=None) -> np.ndarray:
     y_pred = _data(y_pred)
     y_true, y_pred = _same_rank(_data(y_true).astype(y_pred.dtype, copy=False), y_pred)
     diff = np.abs(y_pred - y_true)
-    return _per_sample(diff.mean(axis=-1) if diff.ndim > 1 else diff)
+    return _per_sample(diff.mean(axis=-1) if diff.ndim > 1 else diff, mask)
 
 
-def mean_squared_error(y_true, y_pred) -> np.ndarray:
+def mean_squared_error(y_true, y_pred, mask=None) -> np.ndarray:
     y_pred = _data(y_pred)
     y_true, y_pred = _same_rank(_data(y_true).astype(y_pred.dtype, copy=False), y_pred)
     diff = np.square(y_pred - y_true)
-    return _per_sample(diff.mean(axis=-1) if diff.ndim > 1 else diff)
+    return _per_sample(diff.mean(axis=-1) if diff.ndim > 1 else diff, mask)
 
 
 METRICS = {
@@ -160,13 +166,13 @@ def get_metric(name, loss_name=None, y_true_shape=None, y_pred_shape=None):
                             f"{', '.join(sorted(kwargs))}", path="metrics")
         threshold = kwargs["threshold"]
 
-        def bound(y_true, y_pred):
-            return binary_accuracy(y_true, y_pred, threshold=threshold)
+        def bound(y_true, y_pred, mask=None):
+            return binary_accuracy(y_true, y_pred, threshold=threshold, mask=mask)
         bound.metric_name = canonical
         return bound
 
-    def metric(y_true, y_pred):
-        return fn(y_true, y_pred)
+    def metric(y_true, y_pred, mask=None):
+        return fn(y_true, y_pred, mask=mask)
     metric.metric_name = canonical
     return metric
 

@@ -122,7 +122,7 @@ class Trainer:
             raise DataError(str(exc)) from None
 
     # -- the objective -------------------------------------------------------------------
-    def _objective(self, values, targets, rng, activity=None):
+    def _objective(self, values, targets, rng, activity=None, masks=None):
         model, job = self.model, self.job
         logs, total = {}, None
 
@@ -134,7 +134,9 @@ class Trainer:
         for out in model.outputs:
             if out.name not in job.losses:
                 continue
-            loss = reduce_loss(job.losses[out.name](targets[out.name], values[out.slot]))
+            mask = masks[out.slot] if masks is not None else None
+            loss = reduce_loss(job.losses[out.name](targets[out.name], values[out.slot],
+                                                    mask=mask))
             if len(job.losses) > 1:
                 logs[f"{out.name}_loss"] = loss
             add(loss, job.loss_weights[out.name])
@@ -164,10 +166,12 @@ class Trainer:
                 value = ops.mean(value)
             add(value, weight)
 
-    def _metrics(self, values, targets) -> dict:
+    def _metrics(self, values, targets, masks=None) -> dict:
         out = {}
         for name, metrics in self.job.metrics.items():
-            pred = values[self.model.tensor(name).slot].data
+            slot = self.model.tensor(name).slot
+            pred = values[slot].data
+            mask = masks[slot] if masks is not None else None
             for metric in metrics:
                 key = (name, str(metric))
                 if key not in self._metric_fns:
@@ -177,7 +181,7 @@ class Trainer:
                 label = fn.metric_name if metric in ("accuracy", "acc") else str(metric)
                 label = "accuracy" if metric in ("accuracy", "acc") else label
                 label = label if len(self.job.losses) == 1 else f"{name}_{label}"
-                out[label] = reduce_metric(fn(targets[name], pred))
+                out[label] = reduce_metric(fn(targets[name], pred, mask=mask))
         return out
 
     def _update_state(self, logs):
@@ -220,8 +224,9 @@ class Trainer:
                                collect_activity=True)
         # Overflow shows up as a non-finite loss, reported below with epoch and batch.
         with recording(True), np.errstate(over="ignore", invalid="ignore"):
-            values = executor.run(self.model, inputs, ctx, record=True)
-            total, logs = self._objective(values, targets, rng, ctx.activity)
+            values, masks = executor.run(self.model, inputs, ctx, record=True,
+                                         with_masks=True)
+            total, logs = self._objective(values, targets, rng, ctx.activity, masks)
         loss = _scalar(total)
         if not math.isfinite(loss):
             if on_nan == "stop":
@@ -236,7 +241,7 @@ class Trainer:
         for var, value in ctx.state_updates:
             var.data = value
         result = {k: _scalar(v) for k, v in logs.items()}
-        result.update(self._metrics(values, targets))
+        result.update(self._metrics(values, targets, masks))
         self._update_state(logs)
         self._updating = False
         result.update(self.state)
@@ -256,16 +261,17 @@ class Trainer:
         ctx = executor.context(self.model, collect_activity=True)
         for rows in executor.batch_rows(stop - start, int(batch_size)):
             inputs, batch_targets = data.span(start + rows.start, start + rows.stop)
-            values = executor.run(self.model, inputs, ctx)
+            values, masks = executor.run(self.model, inputs, ctx, with_masks=True)
             if not allow_nonfinite:
                 executor.check_finite_outputs(
                     self.model, values,
                     f" (rows {start + rows.start}..{start + rows.stop - 1})")
             with recording(False):
-                _, logs = self._objective(values, batch_targets, ctx.rng, ctx.activity)
+                _, logs = self._objective(values, batch_targets, ctx.rng, ctx.activity,
+                                          masks)
             ctx.activity.clear()
             logs = {k: _scalar(v) for k, v in logs.items()}
-            logs.update(self._metrics(values, batch_targets))
+            logs.update(self._metrics(values, batch_targets, masks))
             n = rows.stop - rows.start
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + v * n
