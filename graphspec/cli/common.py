@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-import secrets
 import sys
 
 import click
@@ -19,8 +18,6 @@ import click
 from .. import api, errors
 from ..io.modelfile import weights_source
 from ..errors import GraphspecError, InputError, SpecErrors
-from ..io.files import npz_bytes
-from ..runtime import memory
 from ..spec.loader import parse_scalar
 
 
@@ -115,6 +112,7 @@ class _Size(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, int):
             return value
+        from ..runtime import memory
         try:
             return memory.parse_size(value)
         except ValueError as exc:
@@ -150,6 +148,8 @@ def check_memory(model, batch_size: int = 0, max_memory=None, weights=None, trai
     """Refuse before allocating when ``model`` would not fit, with the ``--weights``
     file and the other ``reads`` ({option: .npz path}) it will load and any ``extra``
     bytes ({what: bytes}); returns the estimate."""
+    from ..io.files import npz_bytes
+    from ..runtime import memory      # here, not at import: `validate` needs neither
     est = memory.estimate(model, batch_size, training=training, optimizer=optimizer)
     files = {"--weights": weights, **(reads or {})}
     held = {f"{option} file": npz_bytes(path) for option, path in files.items() if path}
@@ -163,6 +163,7 @@ def fill_weights(graph, seed, weights, warn_if_random: bool = False):
     forgotten ``--weights``) gets one warning line with the seed that repeats it."""
     weights = weights_source(graph, weights)        # --weights, else the model file SPEC is
     if not weights and warn_if_random and seed is None:
+        import secrets
         seed = secrets.randbelow(2 ** 31)
     graph.initialize(seed)
     if weights:

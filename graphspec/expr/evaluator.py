@@ -24,9 +24,10 @@ import numpy as np
 
 from .. import ops
 from ..autodiff.engine import Variable
+from .error import ExprError
 from .functions import (FUNCTIONS, EvalContext, check_size, describe, integer_indices,
                         is_int, is_number, tensor_pair, to_tensor)
-from .grammar import BATCH, BINARY_OPERATORS, CONSTANTS, MAX_INT_BITS, ExprError
+from .grammar import BATCH, BINARY_OPERATORS, CONSTANTS, MAX_INT_BITS
 
 _NUMBER_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
                ast.Div: operator.truediv, ast.Pow: operator.pow,

@@ -31,10 +31,11 @@ import ast
 import difflib
 import re
 
+from .error import ExprError
 from .evaluator import evaluate
 from .functions import FUNCTIONS
 from .grammar import (BATCH, BINARY_OPERATORS, CONSTANTS, MAX_DEPTH, MAX_INT_BITS,
-                      MAX_LENGTH, MAX_NODES, RESERVED, UNARY_OPERATORS, ExprError)
+                      MAX_LENGTH, MAX_NODES, RESERVED, UNARY_OPERATORS)
 
 __all__ = ["BATCH", "BINARY_OPERATORS", "CONSTANTS", "MAX_DEPTH", "MAX_INT_BITS",
            "MAX_LENGTH", "MAX_NODES", "RESERVED", "UNARY_OPERATORS", "Expression",

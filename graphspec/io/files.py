@@ -18,9 +18,7 @@ import fcntl
 import json
 import os
 import stat
-import tempfile
 import time
-import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -266,6 +264,7 @@ def atomic_write(path, mode="wb"):
     path = check_output_path(path)
     directory = os.path.dirname(os.path.abspath(path))
     remove_stale_temps(path)      # what a killed earlier write of this file left behind
+    import tempfile               # here, not at import: reading a spec writes nothing
     try:
         fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), dir=directory)
         # The lock says "a live writer owns this temp file" (remove_stale_temps); a
@@ -387,6 +386,7 @@ def _declared_bytes(shape, dtype) -> int:
 
 def _check_npz(path) -> None:
     """Refuse pickles, lying headers and zip bombs before numpy reads any data."""
+    import zipfile   # in the functions that read archives: a spec check reads none
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
@@ -428,6 +428,7 @@ def _check_npy(path, size: int) -> None:
 def npz_bytes(path) -> int:
     """The uncompressed size an ``.npz`` declares (0 if it is not a readable zip):
     what loading it will allocate, known without inflating anything."""
+    import zipfile
     try:
         with zipfile.ZipFile(os.fspath(path)) as archive:
             return sum(member.file_size for member in archive.infolist())
@@ -437,6 +438,7 @@ def npz_bytes(path) -> int:
 
 def load_npz(path) -> dict:
     """Arrays of an ``.npz`` keyed by name; pickled (object) arrays are refused."""
+    import zipfile
     path = os.fspath(path)
     _check_size(path)
     if _kind(path) != "npz":

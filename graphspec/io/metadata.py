@@ -17,17 +17,15 @@ params recorded in a file apply unless ``--set`` gives them, and a contradicting
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
-import zipfile
 
 import numpy as np
 
 from ..errors import InputError
 from .files import load_npz
-from .tabular import COLUMN_MAPPING_SCHEMA
+from .mapping_schema import COLUMN_MAPPING_SCHEMA
 
 META_KEY = "__graphspec__"
 FORMAT = "graphspec"
@@ -103,6 +101,7 @@ def _layer_types(graph) -> dict:
 
 def fingerprint(weights: dict, layer_types: dict) -> str:
     """sha256 over sorted weight names, shapes and dtypes, and the layer types."""
+    import hashlib   # here, not at import (OpenSSL): only writing or checking weights needs it
     canonical = json.dumps({"weights": weights, "layers": layer_types}, sort_keys=True,
                            separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
@@ -112,6 +111,7 @@ def make_metadata(graph, model_name: str | None = None, params: dict | None = No
                   vocabularies: dict | None = None, columns: dict | None = None,
                   spec_text: str | None = None) -> dict:
     """The metadata document for ``graph``'s weights (see the module docstring)."""
+    import hashlib
     from .. import __version__   # lazy: graphspec/__init__ imports the whole API
     text = spec_text if spec_text is not None else spec_text_of(graph)
     weights, layer_types = _weight_table(graph), _layer_types(graph)
@@ -257,6 +257,7 @@ def read_file_metadata(path) -> dict | None:
 
     Reads that one member (a few KiB), not the weights: commands read the metadata
     before compiling and the weights after, through :func:`load_npz` and its checks."""
+    import zipfile   # here, not at import: a spec check reads no archive
     path = os.fspath(path)
     if not os.path.isfile(path) or not zipfile.is_zipfile(path):
         return read_metadata(load_npz(path), path)     # its one-line refusal

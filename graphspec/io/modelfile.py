@@ -17,7 +17,6 @@ the file records); :func:`graphspec.api.open_graph` does all three for scripts a
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,6 +60,7 @@ def is_model_file(path) -> bool:
     """True if ``path`` is a zip holding a spec member (decided by content, not name)."""
     if not is_zip(path):
         return False
+    import zipfile   # here, not at import: only for a file that starts like a zip
     try:
         with zipfile.ZipFile(path) as archive:
             return f"{SPEC_KEY}.npy" in archive.namelist()
@@ -70,6 +70,7 @@ def is_model_file(path) -> bool:
 
 def _check_members(path) -> None:
     """Names that could escape a directory if extracted, or repeat, are refused."""
+    import zipfile
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()

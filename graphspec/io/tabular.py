@@ -28,33 +28,8 @@ import numpy as np
 
 from ..errors import InputError
 from .files import atomic_write
+from .mapping_schema import COLUMN_MAPPING_SCHEMA, MAX_VOCABULARY
 from .table_readers import check_table_file, header_of, located, read_columns, table_kind
-
-MAX_VOCABULARY = 1 << 20
-
-COLUMN_MAPPING_SCHEMA = {
-    "description": "where one model input or target comes from in a CSV/Parquet file",
-    "oneOf": [
-        {"type": "object", "required": ["columns"], "additionalProperties": False,
-         "properties": {"columns": {"oneOf": [
-             {"type": "string", "minLength": 1, "maxLength": 4096,
-              "description": "a column, or a span 'first:last' in header order"},
-             {"type": "array", "minItems": 1, "maxItems": 1 << 16,
-              "items": {"type": "string", "minLength": 1, "maxLength": 1024}}]}}},
-        {"type": "object", "required": ["column"], "additionalProperties": False,
-         "properties": {
-             "column": {"type": "string", "minLength": 1, "maxLength": 1024},
-             "categories": {"oneOf": [
-                 {"const": "auto"},
-                 {"type": "array", "minItems": 1, "maxItems": MAX_VOCABULARY,
-                  "items": {"type": "string", "maxLength": 1024}}]}}},
-    ],
-}
-# The ``data:`` section of a training job: model input/output name -> mapping.
-DATA_SCHEMA = {"type": "object", "propertyNames": {"$ref": "#/$defs/name"},
-               "additionalProperties": COLUMN_MAPPING_SCHEMA,
-               "description": "columns of a CSV/Parquet --data file for each input and "
-                              "target"}
 
 
 # -- the mapping -----------------------------------------------------------------------

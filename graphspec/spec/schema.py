@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 
 from ..layers.base import MAX_DIM
 from ..layers.registry import REGISTRY
@@ -49,10 +50,45 @@ def _tensor_names():
                       {"type": "array", "items": {"$ref": "#/$defs/name"}, "minItems": 1}]}
 
 
+class LayerSchemas(Mapping):
+    """Layer type -> the schema of that type's config, built from its class on first
+    lookup: validating a spec imports the layer modules it uses, not every one."""
+
+    def __init__(self):
+        self._built: dict = {}
+
+    def __getitem__(self, type_name) -> dict:
+        cls = REGISTRY[type_name]
+        schema = self._built.get(cls)     # by class: a class swapped in gets its own
+        if schema is None:
+            schema = self._built[cls] = _layer_schema(cls)
+        return schema
+
+    def __iter__(self):
+        return iter(sorted(REGISTRY))
+
+    def __len__(self):
+        return len(REGISTRY)
+
+
+LAYER_SCHEMAS = LayerSchemas()
+
+
 @functools.lru_cache(maxsize=1)
 def spec_schema() -> dict:
-    """The schema, built once per process from the registry."""
-    layer_types = sorted(REGISTRY)
+    """The published schema, built once per process from the registry (every layer
+    type's module is imported): one ``if``/``then`` per layer type."""
+    return spec_document({
+        "type": "object", "required": ["type"],
+        "properties": {"type": {"enum": sorted(REGISTRY)}},
+        "allOf": [{"if": {"properties": {"type": {"const": t}}, "required": ["type"]},
+                   "then": LAYER_SCHEMAS[t]} for t in sorted(REGISTRY)],
+    })
+
+
+def spec_document(layer: dict) -> dict:
+    """The spec schema with ``layer`` as the definition every layer slot refers to
+    (validation swaps in one that checks a layer against its own type's schema only)."""
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://graphspec.dev/schema/v1.json",
@@ -86,13 +122,7 @@ def spec_schema() -> dict:
                       "properties": {"shape": {"$ref": "#/$defs/shape"},
                                      "dtype": {"enum": DTYPES, "default": "float32"},
                                      "description": {"type": "string"}}},
-            "layer": {
-                "type": "object", "required": ["type"],
-                "properties": {"type": {"enum": layer_types}},
-                "allOf": [{"if": {"properties": {"type": {"const": t}},
-                                  "required": ["type"]},
-                           "then": _layer_schema(REGISTRY[t])} for t in layer_types],
-            },
+            "layer": layer,
             "call": {
                 "type": "object", "required": ["layer", "in", "out"],
                 "additionalProperties": False,

@@ -7,7 +7,7 @@ optimizer and metrics. ``graphspec train --job NAME`` picks one; CLI flags overr
 """
 from __future__ import annotations
 
-from ..io.tabular import DATA_SCHEMA
+from ..io.mapping_schema import DATA_SCHEMA
 from .losses import LOSS_SCHEMA
 from .optimizers import OPTIMIZER_SCHEMA
 

@@ -12,12 +12,19 @@ method patched in at import time, and ``graph/`` never imports ``train/``.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..graph import graph as graph_module
 from ..graph import model as model_module
 from ..runtime import executor
-from .history import History
 from .job import build_job
-from .trainer import Trainer
+
+# The Trainer (and the fit loop, checkpoints and data streaming under it) is imported by
+# the methods that train, not with this module: `graphspec validate`, `build` and
+# `predict` build these classes and never train (issue 11: a cold CLI start).
+if TYPE_CHECKING:
+    from .history import History
+    from .trainer import Trainer
 
 
 class Model(model_module.Model):
@@ -45,6 +52,7 @@ class Model(model_module.Model):
         this model); naming another job starts that job's own trainer."""
         current = getattr(self, "_trainer", None)
         if current is None or current.job_name != job:
+            from .trainer import Trainer
             overrides = getattr(self, "_job_overrides", None)
             built = build_job(self.graph, None if overrides else job, self.name, overrides)
             current = self._trainer = Trainer(self.graph, built)
@@ -61,6 +69,7 @@ class Model(model_module.Model):
         """Train on ``x`` (inputs by name) and ``y`` (targets by output name); returns a
         :class:`History`. Keyword arguments as Keras: epochs, batch_size,
         validation_split, shuffle, plus seed, checkpoint_dir, resume, on_nan, verbose."""
+        from .history import History
         trainer = self.trainer(job)
         logs = trainer.fit(self._data(x, y), **kwargs)
         return History(logs, trainer.last_fit_params)
@@ -88,4 +97,5 @@ class Graph(graph_module.Graph):
         over the same weights, called in turn: ``d.train_on_batch(...)``,
         ``g.train_on_batch(...)``.
         """
+        from .trainer import Trainer
         return Trainer(self, build_job(self, job, model, overrides))

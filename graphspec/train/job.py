@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import expr   # expr.parse_expression: the parser is imported by the first expression
 from ..autodiff import Variable, recording
 from ..errors import GraphspecError, InputError
-from ..expr import ExprError, parse_expression
+from ..expr import ExprError
 from ..graph.model import Model
 from .losses import get_loss
 from .metrics import get_metric
@@ -162,18 +163,19 @@ def _resolve(graph, config, problems: _Problems, model_name=None):
     states = list(config.get("state", {}))
     terms = {}
     for term, text in config.get("terms", {}).items():
-        terms[term] = problems.attempt(("terms", term), parse_expression, text,
+        terms[term] = problems.attempt(("terms", term), expr.parse_expression, text,
                                        set(tensors + states + list(terms)))
     scope = set(tensors + states + list(terms))
     added = []
     for i, item in enumerate(config.get("added_losses", [])):
         text, weight, where = (item, 1.0, ("added_losses", i)) if isinstance(item, str) else \
             (item["expr"], item.get("weight", 1.0), ("added_losses", i, "expr"))
-        added.append((problems.attempt(where, parse_expression, text, scope), float(weight)))
+        added.append((problems.attempt(where, expr.parse_expression, text, scope),
+                      float(weight)))
     state = {}
     for var, spec in config.get("state", {}).items():
-        update = problems.attempt(("state", var, "update"), parse_expression, spec["update"],
-                                  set(states + list(terms)))
+        update = problems.attempt(("state", var, "update"), expr.parse_expression,
+                                  spec["update"], set(states + list(terms)))
         state[var] = StateVariable(var, float(spec["initial"]), update)
     freeze = set(config.get("freeze", []))
     for i, frozen in enumerate(config.get("freeze", [])):
@@ -225,7 +227,7 @@ def job_problems(graph) -> list:
 
 def _one_loss(spec, output, problems, path):
     if isinstance(spec, dict) and "expr" in spec:
-        expression = problems.attempt(path + ("expr",), parse_expression, spec["expr"],
+        expression = problems.attempt(path + ("expr",), expr.parse_expression, spec["expr"],
                                       {"y_true", "y_pred"})
         if expression is None:
             return None, "custom"

@@ -46,12 +46,23 @@ def _imports(name: str, path: Path, known: dict) -> set:
     return found
 
 
+def _table_imports() -> set:
+    """Modules imported by name from a table (importlib), which no import statement
+    shows: the layer registry's modules and the CLI's command modules. They count too."""
+    from graphspec.cli import COMMANDS
+    from graphspec.layers.registry import LAYER_MODULES
+    return ({("graphspec.layers.registry", f"graphspec.layers.{module}")
+             for module in LAYER_MODULES.values()}
+            | {("graphspec.cli", f"graphspec.cli.{module}") for module, _, _ in COMMANDS.values()})
+
+
 @functools.lru_cache(maxsize=None)
 def _module_edges(root: Path) -> tuple:
     """(module, imported module) pairs of the package at ``root``, parsed once."""
     known = _modules()
-    return tuple((name, target) for name, path in known.items()
-                 for target in _imports(name, path, known))
+    edges = {(name, target) for name, path in known.items()
+             for target in _imports(name, path, known)}
+    return tuple(sorted(edges | _table_imports()))
 
 
 def _graph(level) -> dict:
@@ -119,3 +130,11 @@ def test_the_walker_sees_function_level_imports():
                       if n.startswith("graphspec.cli.")))
     assert "graphspec.api" in found
     assert _cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]
+
+
+def test_the_walker_sees_modules_imported_from_tables():
+    edges = set(_module_edges(ROOT))
+    assert ("graphspec.layers.registry", "graphspec.layers.dense") in edges
+    assert ("graphspec.cli", "graphspec.cli.spec_commands") in edges
+    known = _modules()
+    assert all(target in known for _, target in _table_imports())
