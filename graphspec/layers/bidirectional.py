@@ -13,6 +13,13 @@ back before merging, so both directions line up timestep by timestep.
 Outputs: ``[merged]``, or ``[forward, backward]`` with ``merge_mode: null``; with
 ``return_state`` the forward layer's states then the backward layer's follow
 (``[out, h_fw, c_fw, h_bw, c_bw]`` for an LSTM).
+
+Masks (Keras): both directions get the input's mask (the backward one reverses it with
+the sequence) and, with ``return_sequences``, output zeros at masked steps (Keras'
+Bidirectional forces ``zero_output_for_mask = return_sequences`` on both). The merged
+output (each output with ``merge_mode: null``) carries the input's mask when
+``return_sequences``, else none; the states none (Keras' ``Bidirectional.compute_mask``).
+``stateful`` comes from the wrapped layer and holds in both directions.
 """
 from __future__ import annotations
 
@@ -52,6 +59,8 @@ class Bidirectional(Layer):
     }
     REQUIRED = ("layer",)
     WRAPS = ("layer",)
+    SUPPORTS_MASKING = True
+    USES_MASK = True
 
     def __init__(self, name: str, config: dict, trainable: bool = True):
         super().__init__(name, config, trainable)
@@ -97,7 +106,7 @@ class Bidirectional(Layer):
                 f"backward_layer.go_backwards={bw.go_backwards}"
                 + ("" if self.config["backward_layer"] is not None else
                    " (the wrapped layer has go_backwards: true; give a backward_layer)"))
-        for a in ("return_sequences", "return_state"):
+        for a in ("stateful", "return_sequences", "return_state"):
             if fw.config[a] != bw.config[a]:
                 raise ShapeError(
                     f"Bidirectional layer '{self.name}': Forward layer and backward layer "
@@ -129,9 +138,22 @@ class Bidirectional(Layer):
         self.forward_layer.register_weights(input_shapes)
         self.backward_layer.register_weights(input_shapes)
 
+    def mask_sources(self, sources, n_outputs):
+        source = sources[0] if sources and self.forward_layer.return_sequences else None
+        n_out = 2 if self.merge_mode is None else 1
+        return [source] * n_out + [None] * (n_outputs - n_out)
+
+    def compute_mask(self, inputs, masks):
+        mask = masks[0] if masks and self.forward_layer.return_sequences else None
+        return [mask] * (2 if self.merge_mode is None else 1)
+
     def forward(self, inputs, ctx):
-        fw = self.forward_layer.forward(inputs, ctx)
-        bw = self.backward_layer.forward(inputs, ctx)
+        return self.forward_masked(inputs, [None], ctx)
+
+    def forward_masked(self, inputs, masks, ctx):
+        zero = self.forward_layer.return_sequences     # Keras forces this on both
+        fw = self.forward_layer.call_sequence(inputs[0], masks[0], ctx, zero)
+        bw = self.backward_layer.call_sequence(inputs[0], masks[0], ctx, zero)
         y, y_rev, states = fw[0], bw[0], list(fw[1:]) + list(bw[1:])
         if self.forward_layer.return_sequences:
             y_rev = recurrent.reverse_time(y_rev)

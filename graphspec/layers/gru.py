@@ -30,9 +30,10 @@ class GRU(RecurrentLayer):
         shape = (2, 3 * self.units) if self.reset_after else (3 * self.units,)
         return WeightSpec("bias", shape, self.bias_initializer)
 
-    def run(self, x, kernel, recurrent_kernel, bias, masks=(None, None)):
+    def run(self, x, kernel, recurrent_kernel, bias, masks=(None, None), extra=None):
         return recurrent.gru(x, kernel, recurrent_kernel, bias,
                              activation=self.activation,
                              recurrent_activation=self.recurrent_activation,
                              go_backwards=self.go_backwards, reset_after=self.reset_after,
-                             input_mask=masks[0], recurrent_mask=masks[1])
+                             input_mask=masks[0], recurrent_mask=masks[1],
+                             **(extra or {}))

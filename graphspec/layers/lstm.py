@@ -57,9 +57,10 @@ class LSTM(RecurrentLayer):
             else self.bias_initializer
         return WeightSpec("bias", (4 * self.units,), init)
 
-    def run(self, x, kernel, recurrent_kernel, bias, masks=(None, None)):
+    def run(self, x, kernel, recurrent_kernel, bias, masks=(None, None), extra=None):
         return recurrent.lstm(x, kernel, recurrent_kernel, bias,
                               activation=self.activation,
                               recurrent_activation=self.recurrent_activation,
                               go_backwards=self.go_backwards,
-                              input_mask=masks[0], recurrent_mask=masks[1])
+                              input_mask=masks[0], recurrent_mask=masks[1],
+                              **(extra or {}))
