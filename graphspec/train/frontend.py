@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING
 
 from ..graph import graph as graph_module
 from ..graph import model as model_module
-from ..runtime import executor
 from .job import build_job
 
-# The Trainer (and the fit loop, checkpoints and data streaming under it) is imported by
-# the methods that train, not with this module: `graphspec validate`, `build` and
-# `predict` build these classes and never train (issue 11: a cold CLI start).
+# The executor and the Trainer (with the fit loop, checkpoints and data streaming under
+# it) are imported by the methods that run a model, not with this module: `graphspec
+# validate` builds these classes and never runs one (issue 11: a cold CLI start).
 if TYPE_CHECKING:
     from .history import History
     from .trainer import Trainer
@@ -36,6 +35,7 @@ class Model(model_module.Model):
         for a single-input model). Batches of ``batch_size`` rows run in turn (same
         result, bounded memory). NaN/Inf outputs are an InputError naming the node that
         first produced them, unless ``allow_nonfinite``."""
+        from ..runtime import executor
         return executor.predict(self, inputs, batch_size, seed, allow_nonfinite)
 
     # -- Keras' compile / fit / evaluate / train_on_batch ------------------------------

@@ -25,7 +25,8 @@ NEVER_FOR_VALIDATE = [
     "scipy", "jsonschema", "torch", "keras", "onnx", "onnxruntime", "dask", "distributed",
     "pyarrow", "matplotlib", "h5py", "sklearn",
     "graphspec.train.trainer", "graphspec.train.loop", "graphspec.train.checkpoint",
-    "graphspec.runtime.memory", "graphspec.io.tabular", "graphspec.io.table_readers",
+    "graphspec.runtime.memory", "graphspec.runtime.executor", "graphspec.io.tabular",
+    "graphspec.io.table_readers",
     "graphspec.interop", "graphspec.engines", "graphspec.review", "graphspec.viz",
     "zipfile", "tempfile",
 ]
