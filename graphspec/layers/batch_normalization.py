@@ -14,6 +14,13 @@ unbiased one instead, so the two differ by a factor ``m / (m - 1)`` there.
 
 Inference: an affine op with the moving statistics,
 ``gamma * (x - moving_mean) / sqrt(moving_variance + epsilon) + beta``.
+
+With a mask (Keras' ``call(inputs, training, mask)``; the mask passes on): training
+takes the moments over the unmasked positions only, as Keras' ``_moments``:
+``mean = sum(w x) / (sum(w) + 1e-7)``, ``variance = sum(w (x - mean)^2) / (sum(w) +
+1e-7)`` with ``w`` the mask expanded on the last axis (Keras' ``backend.epsilon()``
+keeps an all-masked batch finite). Every position, masked or not, is then normalised
+with them. Inference ignores the mask.
 """
 from __future__ import annotations
 
@@ -60,14 +67,59 @@ def batch_norm_train(x, gamma, beta, axis, epsilon):
             grads.append(gx)
         else:
             grads.append(None)
-        if gamma is not None:
-            grads.append((g * xhat).sum(axis=red).astype(gamma.data.dtype, copy=False)
-                         if gamma.requires_grad else None)
-        if beta is not None:
-            grads.append(g.sum(axis=red).astype(beta.data.dtype, copy=False)
-                         if beta.requires_grad else None)
+        return grads + _affine_grads(g, xhat, red, gamma, beta)
+    return result(out, parents, backward), mean.reshape(-1), var.reshape(-1)
+
+
+# Keras' backend.epsilon(), added to the unmasked count in the masked moments.
+COUNT_EPSILON = 1e-7
+
+
+def batch_norm_train_masked(x, gamma, beta, axis, epsilon, keep):
+    """:func:`batch_norm_train` with Keras' masked moments (``keep``: the boolean mask
+    broadcastable to ``x``). Backward through the weighted moments: the masked
+    positions feed neither statistic, so they get only the direct ``g * gamma * inv``."""
+    xd = x.data
+    dtype = xd.dtype
+    red = tuple(i for i in range(xd.ndim) if i != axis)
+    bshape = tuple(xd.shape[axis] if i == axis else 1 for i in range(xd.ndim))
+    w = np.broadcast_to(keep, xd.shape).astype(dtype)
+    d = w.sum(axis=red, keepdims=True) + dtype.type(COUNT_EPSILON)
+    mean = (w * xd).sum(axis=red, keepdims=True) / d
+    xc = xd - mean
+    var = (w * xc * xc).sum(axis=red, keepdims=True) / d
+    inv = 1.0 / np.sqrt(var + dtype.type(epsilon))
+    xhat = xc * inv
+    g_arr = _param(gamma, dtype, bshape) if gamma is not None else None
+    out = xhat * g_arr if g_arr is not None else xhat
+    if beta is not None:
+        out = out + _param(beta, dtype, bshape)
+    parents = [p for p in (x, gamma, beta) if p is not None]
+
+    def backward(g):
+        grads = [None]
+        if x.requires_grad:
+            gh = g * g_arr if g_arr is not None else g
+            d_var = -0.5 * inv ** 3 * (gh * xc).sum(axis=red, keepdims=True)
+            # sum(w * xc) is mean * 1e-7, not 0: the count epsilon moves the mean
+            d_mean = -inv * gh.sum(axis=red, keepdims=True) \
+                - 2.0 * d_var * (w * xc).sum(axis=red, keepdims=True) / d
+            grads[0] = gh * inv + w * (2.0 * d_var * xc + d_mean) / d
+        grads += _affine_grads(g, xhat, red, gamma, beta)
         return grads
     return result(out, parents, backward), mean.reshape(-1), var.reshape(-1)
+
+
+def _affine_grads(g, xhat, red, gamma, beta) -> list:
+    """Gradients of gamma and beta (those present), in that order."""
+    grads = []
+    if gamma is not None:
+        grads.append((g * xhat).sum(axis=red).astype(gamma.data.dtype, copy=False)
+                     if gamma.requires_grad else None)
+    if beta is not None:
+        grads.append(g.sum(axis=red).astype(beta.data.dtype, copy=False)
+                     if beta.requires_grad else None)
+    return grads
 
 
 def batch_norm_inference(x, gamma, beta, moving_mean, moving_variance, axis, epsilon):
@@ -115,6 +167,8 @@ class BatchNormalization(Layer):
     DOC = ("Batch normalisation over every axis but `axis` (Keras 3): batch statistics "
            "while training (moving averages updated after each step), moving statistics "
            "at inference. Weights gamma, beta (trainable), moving_mean, moving_variance.")
+    SUPPORTS_MASKING = True
+    USES_MASK = True
     ARGS = {
         "axis": {"type": "integer", "default": -1, "minimum": -64, "maximum": 64,
                  "description": "the feature axis kept (channels-last: -1)"},
@@ -161,14 +215,25 @@ class BatchNormalization(Layer):
         return specs
 
     def forward(self, inputs, ctx):
-        x = inputs[0]
+        return self.forward_masked(inputs, [None], ctx)
+
+    def forward_masked(self, inputs, masks, ctx):
+        x, keep = inputs[0], masks[0]
+        if keep is not None and np.ndim(keep) != x.data.ndim - 1:
+            raise ShapeError(f"BatchNormalization '{self.name}': its input mask must have "
+                             f"one axis less than the input {x.shape}, got "
+                             f"{np.shape(keep)} (Keras refuses it the same way)")
         axis = self._axis(x.data.ndim)
         gamma = self.weights["gamma"] if self.scale else None
         beta = self.weights["beta"] if self.center else None
         mm, mv = self.weights["moving_mean"], self.weights["moving_variance"]
         if not (ctx.training and self.trainable and id(self) not in ctx.frozen):
             return [batch_norm_inference(x, gamma, beta, mm, mv, axis, self.epsilon)]
-        y, mean, var = batch_norm_train(x, gamma, beta, axis, self.epsilon)
+        if keep is None:
+            y, mean, var = batch_norm_train(x, gamma, beta, axis, self.epsilon)
+        else:
+            y, mean, var = batch_norm_train_masked(
+                x, gamma, beta, axis, self.epsilon, np.asarray(keep, bool)[..., None])
         self._queue_update(ctx, mm, mean)
         self._queue_update(ctx, mv, var)
         return [y]

@@ -11,10 +11,18 @@ S, dk)`` (else the value is the key), and, when ``attention_mask: true``, last, 
     scores = softmax(q . k / sqrt(K), masked)                    -> (B, N, T, S)
     out = (scores . v) . attention_output_kernel (N, V, *E) + attention_output_bias (*E)
 
-``E`` is ``output_shape`` or the query's last size. Masked scores are replaced by -1e9
-before the softmax (Keras' Softmax), dropout (training only) drops probabilities.
-``use_causal_mask`` and ``return_attention_scores`` are Keras call arguments; here they
-are the layer's (every call of one layer uses the same).
+``E`` is ``output_shape`` or the query's last size. Dropout (training only) drops
+probabilities. ``use_causal_mask`` and ``return_attention_scores`` are Keras call
+arguments; here they are the layer's (every call of one layer uses the same).
+
+Masks, as Keras' ``call`` and ``_compute_attention_mask``: a query may attend to a key
+where the ``attention_mask`` input, the causal mask, the query's mask ``(B, T, 1)``, the
+value's mask ``(B, 1, S)`` and the key's mask ``(B, 1, S)`` (a separate key input only)
+all allow it. The output carries the query's mask; the scores carry none. A query with
+no key to attend to (a padded query) gets what Keras' code path gives: with dropout or
+``return_attention_scores`` Keras uses its Softmax layer (zero probabilities, so the
+output is the output bias), otherwise torch's ``scaled_dot_product_attention`` with a
+huge negative bias (uniform probabilities over every key); see ``ops.attention``.
 
 Inputs of higher rank ``(B, d1, ..., dk, features)`` attend over ``attention_axes``
 (Keras: default every axis but batch and features, jointly; a negative axis a means
@@ -77,6 +85,8 @@ class MultiHeadAttention(Layer):
     }
     REQUIRED = ("num_heads", "key_dim")
     INPUTS = (2, 4)
+    SUPPORTS_MASKING = True     # Keras' default compute_mask: the query's mask
+    USES_MASK = True
 
     # -- inputs ----------------------------------------------------------------------
     def _split(self, items: list) -> tuple:
@@ -194,10 +204,21 @@ class MultiHeadAttention(Layer):
         return out
 
     def forward(self, inputs, ctx):
+        return self.forward_masked(inputs, [None] * len(inputs), ctx)
+
+    def forward_masked(self, inputs, masks, ctx):
         query, value, key, mask = self._split(list(inputs))
+        q_mask, v_mask, k_mask, _ = self._split(list(masks))
+        if len(inputs) - (1 if self.attention_mask else 0) == 2:
+            k_mask = None           # Keras: no key given, so no key mask (the value's)
         if query.data.ndim > 3:
+            if any(m is not None for m in (q_mask, v_mask, k_mask)):
+                raise ShapeError(f"{self.TYPE} layer '{self.name}': masked inputs need "
+                                 "rank 3 (steps, features); Keras' mask shapes do not "
+                                 "fit more attention axes")
             return self._forward_folded(query, value, key, ctx)
-        return self._attend(query, value, key, mask, ctx)
+        keep = self._keep(mask, (q_mask, v_mask, k_mask), query.shape[1], value.shape[1])
+        return self._attend(query, value, key, keep, ctx)
 
     def _forward_folded(self, query, value, key, ctx):
         """Rank > 3: carried axes folded into the batch, attention axes into one step
@@ -223,15 +244,19 @@ class MultiHeadAttention(Layer):
         k_att = tuple(value.shape[i] for i in attended)
         return [out, ops.reshape(outs[1], lead + (self.num_heads,) + q_att + k_att)]
 
-    def _attend(self, query, value, key, mask, ctx):
-        """Attention on rank-3 inputs: outputs ``[out]`` or ``[out, probabilities]``."""
+    def _attend(self, query, value, key, keep, ctx):
+        """Attention on rank-3 inputs: outputs ``[out]`` or ``[out, probabilities]``;
+        ``keep``: the boolean (B or 1, 1, T, S) 'may attend' array, or None."""
         w = self.weights
         bias = (lambda role: w[f"{role}_bias"]) if self.use_bias else (lambda role: None)
         q = project(query, w["query_kernel"], bias("query"))
         k = project(key, w["key_kernel"], bias("key"))
         v = project(value, w["value_kernel"], bias("value"))
         scores = attention_scores(q, k, 1.0 / math.sqrt(self.key_dim))
-        probs = masked_softmax(scores, self._keep(mask, scores.shape))
+        # Keras' fused path (torch's scaled_dot_product_attention) unless it must
+        # return or drop the probabilities: the two treat fully masked rows differently
+        fused = self.dropout == 0 and not self.return_attention_scores
+        probs = masked_softmax(scores, keep, "bias" if fused else "fill")
         attended = probs
         if ctx.training and self.dropout > 0:
             attended = ops.mul(probs, dropout_keep(probs.shape, self.dropout, ctx.rng,
@@ -241,12 +266,22 @@ class MultiHeadAttention(Layer):
                       bias("attention_output"), bound=2)
         return [out, probs] if self.return_attention_scores else [out]
 
-    def _keep(self, mask, scores_shape):
-        """The boolean (B or 1, 1, T, S) 'may attend' array, or None for no mask."""
-        keep = None
-        if mask is not None:
-            keep = (mask.data != 0)[:, None, :, :]
+    def _keep(self, mask, tensor_masks, steps_q, steps_k):
+        """Keras' ``_compute_attention_mask``: the AND of the attention mask input, the
+        query mask ``(B, T, 1)``, the value and key masks ``(B, 1, S)`` and the causal
+        mask, as ``(B or 1, 1, T, S)`` for the heads axis; None when there is none."""
+        q_mask, v_mask, k_mask = tensor_masks
+        parts = []
+        if q_mask is not None:
+            parts.append(np.asarray(q_mask, bool)[:, :, None])
+        parts += [np.asarray(m, bool)[:, None, :] for m in (v_mask, k_mask) if m is not None]
         if self.use_causal_mask:
-            causal = causal_keep(scores_shape[2], scores_shape[3])
-            keep = causal if keep is None else np.logical_and(keep, causal)
-        return keep
+            parts.append(causal_keep(steps_q, steps_k)[None])
+        if mask is not None:
+            parts.append(mask.data != 0)        # Keras casts it to bool
+        if not parts:
+            return None
+        keep = parts[0]
+        for part in parts[1:]:
+            keep = np.logical_and(keep, part)
+        return keep[:, None, :, :]

@@ -16,9 +16,30 @@ from ..autodiff.engine import Variable, as_variable, result
 from .linalg import linear
 from .shape import reshape
 
-# Keras' fill for masked scores (``layers/activations/softmax.py``): masked scores are
-# replaced by it, so a row with every key masked becomes uniform, as in Keras.
+# Keras' fill for masked scores in its Softmax layer (``layers/activations/softmax.py``).
 MASK_FILL = -1e9
+# What a masked score becomes, per Keras code path (each a different fully masked row):
+# "fill"     Keras' Softmax layer (MultiHeadAttention when it returns scores or has
+#            dropout): the score is replaced by -1e9 and the probability zeroed after,
+#            so a fully masked row is all zeros.
+# "bias"     Keras' torch dot_product_attention (MultiHeadAttention otherwise): -0.7 *
+#            3.38953e38 is added, which swallows the score, so a fully masked row is
+#            uniform over every key whatever the scores: its exact gradient to the scores
+#            is 0. (torch's flash kernel back-propagates S times more there, and 1 rather
+#            than 1/S to each value; graphspec keeps the derivative of the forward.)
+# "subtract" Keras' Attention._apply_scores: 1e9 is subtracted, so in float64 a fully
+#            masked row keeps its unmasked softmax, in float32 it rounds to near uniform;
+#            the gradient passes to every score, as through Keras' subtraction.
+MASK_MODES = ("fill", "bias", "subtract")
+
+
+def _large_negative(how: str, dtype) -> float:
+    half = np.dtype(dtype).itemsize == 2        # Keras' float16 constants
+    if how == "bias":
+        return -0.7 * (65500.0 if half else 3.38953e38)
+    if how == "subtract":
+        return -(65504.0 if half else 1e9)
+    return -3e4 if half else MASK_FILL
 
 
 def attention_scores(q, k, scale: float = 1.0) -> Variable:
@@ -54,20 +75,38 @@ def attention_combine(probs, v) -> Variable:
     return result(out, (probs, v), backward)
 
 
-def masked_softmax(scores, keep=None) -> Variable:
-    """Softmax over the last axis; where the boolean ``keep`` (broadcastable to
-    ``scores``) is False the score is replaced by ``MASK_FILL`` first (Keras' Softmax
-    with a mask), so those positions get no probability and no gradient."""
+def _masked_logits(x, keep, how: str):
+    big = x.dtype.type(_large_negative(how, x.dtype))
+    if how == "fill":
+        return np.where(keep, x, big)
+    if how == "bias":
+        return x + np.where(keep, x.dtype.type(0), big)
+    if how == "subtract":
+        return np.where(keep, x, x + big)
+    raise ValueError(f"unknown mask mode {how!r}; one of {MASK_MODES}")
+
+
+def masked_softmax(scores, keep=None, how: str = "fill", axis=-1) -> Variable:
+    """Softmax over ``axis`` (an int or a tuple of axes normalised together) with the
+    boolean ``keep`` (broadcastable to ``scores``, True = attend) applied as Keras does
+    on the code path ``how`` (see ``MASK_MODES``)."""
     scores = as_variable(scores)
     x = scores.data
     if keep is not None:
-        x = np.where(keep, x, x.dtype.type(MASK_FILL))
-    shifted = np.exp(x - x.max(axis=-1, keepdims=True))
-    out = shifted / shifted.sum(axis=-1, keepdims=True)
+        x = _masked_logits(x, keep, how)
+    shifted = np.exp(x - x.max(axis=axis, keepdims=True))
+    probs = shifted / shifted.sum(axis=axis, keepdims=True)
+    zeroed = keep is not None and how == "fill"
+    # "fill" and "bias" leave a constant where a score is masked (no gradient there);
+    # "fill" also zeroes those probabilities (no gradient comes back through them).
+    cut = keep is not None and how in ("fill", "bias")
+    out = np.where(keep, probs, probs.dtype.type(0)) if zeroed else probs
 
     def backward(g):
-        gs = out * (g - (g * out).sum(axis=-1, keepdims=True))
-        return (gs if keep is None else np.where(keep, gs, 0),)
+        if zeroed:
+            g = np.where(keep, g, g.dtype.type(0))
+        gs = probs * (g - (g * probs).sum(axis=axis, keepdims=True))
+        return (np.where(keep, gs, gs.dtype.type(0)) if cut else gs,)
     return result(out, (scores,), backward)
 
 
