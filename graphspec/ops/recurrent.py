@@ -38,8 +38,8 @@ from ..autodiff.engine import Variable, as_variable, result
 from .recurrent_base import (RECURRENT_ACTIVATIONS, carry_over, derivative, gate_major,
                              hold_masked, initial_states, input_grad, input_weights,
                              internal_masks, keras_layout, masked_inputs, masked_states,
-                             pack, prepare, sigmoid_scaled, step_mask_of, to_sigmoid,
-                             unpack, weight_grads)
+                             pack, prepare, sigmoid_scaled, state_grads, step_mask_of,
+                             to_sigmoid, unpack, wants_grad, weight_grads)
 from .recurrent_gru import GRU_ORDER, gru
 
 __all__ = ["RECURRENT_ACTIVATIONS", "GRU_ORDER", "LSTM_ORDER", "simple_rnn", "lstm", "gru",
@@ -61,8 +61,9 @@ def simple_rnn(x, kernel, recurrent_kernel, bias=None, activation="tanh",
     order = (0,)
     mx, mh = internal_masks(input_mask, recurrent_mask, order, dtype)
     sm = step_mask_of(step_mask, dims, go_backwards, dtype, zero_output)
-    (h0,), zero_start = initial_states(initial_state, 1, batch, n, dtype)
+    (h0,), zero_start, starts = initial_states(initial_state, 1, batch, n, dtype)
     first = 1 if zero_start else 0       # a zero state needs no recurrent product
+    grad_start = wants_grad(starts)
     xm = masked_inputs(xa, mx, dims)
     wa = input_weights(w, b, order, n, dtype)
     act, d_act = RECURRENT_ACTIVATIONS[activation]
@@ -88,7 +89,7 @@ def simple_rnn(x, kernel, recurrent_kernel, bias=None, activation="tanh",
             np.add(gh[t], d_next, out=d_next)
             carry = carry_over(d_next, sm, t)
             np.multiply(d_pre[t], d_next, out=d_pre[t])
-            if t:
+            if t or grad_start:          # at t = 0: the initial state's gradient
                 np.matmul(d_pre[t], ut, out=d_next)
                 if mh is not None:
                     d_next *= mh[0]
@@ -98,9 +99,10 @@ def simple_rnn(x, kernel, recurrent_kernel, bias=None, activation="tanh",
         d_wa = (xm[0].T @ flat)[None]
         d_u = (masked_states(hs[first:steps], mh)[0].T @ flat[first * batch:])[None]
         return tuple([input_grad(x, d_pre[None], wa, dims, go_backwards, mx)]
-                     + weight_grads(parents, d_wa, d_u, order, n, lambda: d_wa[0, -1]))
+                     + weight_grads(parents, d_wa, d_u, order, n, lambda: d_wa[0, -1])
+                     + state_grads(starts, [d_next]))
 
-    return result(pack(hs[1:], [hs[steps]], sm), parents, backward)
+    return result(pack(hs[1:], [hs[steps]], sm), parents + tuple(starts), backward)
 
 
 # -- LSTM -----------------------------------------------------------------------------------
@@ -125,8 +127,9 @@ def lstm(x, kernel, recurrent_kernel, bias=None, activation="tanh",
     order = LSTM_ORDER
     mx, mh = internal_masks(input_mask, recurrent_mask, order, dtype)
     sm = step_mask_of(step_mask, dims, go_backwards, dtype, zero_output)
-    (h0, c0), zero_start = initial_states(initial_state, 2, batch, n, dtype)
+    (h0, c0), zero_start, starts = initial_states(initial_state, 2, batch, n, dtype)
     first = 1 if zero_start else 0
+    grad_start = wants_grad(starts)
     xm = masked_inputs(xa, mx, dims)
     act, d_act = RECURRENT_ACTIVATIONS[activation]
     ract, d_ract = RECURRENT_ACTIVATIONS[recurrent_activation]
@@ -194,7 +197,7 @@ def lstm(x, kernel, recurrent_kernel, bias=None, activation="tanh",
             dt = d[:, t]
             np.multiply(dt[0], dh, out=dt[0])
             np.multiply(dt[1:], dc, out=dt[1:])
-            if t:
+            if t or grad_start:          # at t = 0: the initial states' gradients
                 np.matmul(dt, u4t, out=rec)
                 if mh is not None:
                     np.multiply(rec, mh, out=rec)
@@ -209,9 +212,11 @@ def lstm(x, kernel, recurrent_kernel, bias=None, activation="tanh",
                         flat[:, first * batch:])
         return tuple([input_grad(x, flat, wa, dims, go_backwards, mx)]
                      + weight_grads(parents, d_wa, d_u, order, n,
-                                    lambda: keras_layout(d_wa[:, -1], order, n)))
+                                    lambda: keras_layout(d_wa[:, -1], order, n))
+                     + state_grads(starts, [d_next, dc]))
 
-    return result(pack(hs[1:], [hs[steps], cs[steps]], sm), parents, backward)
+    return result(pack(hs[1:], [hs[steps], cs[steps]], sm), parents + tuple(starts),
+                  backward)
 
 
 # -- from packed states to layer outputs ------------------------------------------------------

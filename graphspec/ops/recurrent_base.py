@@ -308,17 +308,31 @@ def step_mask_of(step_mask, dims, go_backwards, dtype, zero_output):
 
 
 def initial_states(initial_state, count, batch, n, dtype):
-    """``(states, zero)``: ``count`` starting states ``(B, n)`` in ``dtype`` and whether
-    they are all zeros (the ops then skip the recurrent product of the first step).
-    Given states are constants: no gradient reaches them (Keras' stateful layers
-    detach the carried state the same way)."""
+    """``(states, zero, variables)``: ``count`` starting states ``(B, n)`` in ``dtype``,
+    whether they are all zeros (the ops then skip the recurrent product of the first
+    step), and the given states as Variables (the op's extra parents; empty when
+    None). A state given as a Variable that requires a gradient gets one (Keras'
+    ``initial_state`` from another layer, as in an encoder-decoder); a stateful layer
+    passes plain arrays, so nothing flows into the previous batch (Keras detaches)."""
     if initial_state is None:
-        return [np.zeros((batch, n), dtype) for _ in range(count)], True
-    states = [np.asarray(getattr(s, "data", s), dtype) for s in initial_state]
+        return [np.zeros((batch, n), dtype) for _ in range(count)], True, []
+    variables = [as_variable(s) for s in initial_state]
+    states = [np.asarray(v.data, dtype) for v in variables]
     if len(states) != count or any(s.shape != (batch, n) for s in states):
         raise ValueError(f"recurrent initial state must be {count} array(s) of shape "
                          f"{(batch, n)}, got {[s.shape for s in states]}")
-    return states, not any(s.any() for s in states)
+    return states, not any(s.any() for s in states), variables
+
+
+def wants_grad(variables) -> bool:
+    """Whether the backward must carry the gradient down to the initial states."""
+    return any(v.requires_grad for v in variables)
+
+
+def state_grads(variables, grads) -> list:
+    """The initial states' gradients in their dtypes (None where none is wanted)."""
+    return [g.astype(v.data.dtype, copy=True) if v.requires_grad else None
+            for v, g in zip(variables, grads)]
 
 
 def carry_over(d, sm, t):

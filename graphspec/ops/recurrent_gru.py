@@ -9,8 +9,8 @@ from ..autodiff.engine import Variable, result
 from .recurrent_base import (RECURRENT_ACTIVATIONS, carry_over, derivative, gate_major,
                              hold_masked, initial_states, input_grad, input_weights,
                              internal_masks, keras_layout, masked_inputs, masked_states,
-                             pack, prepare, sigmoid_scaled, step_mask_of, to_sigmoid,
-                             unpack, weight_grads)
+                             pack, prepare, sigmoid_scaled, state_grads, step_mask_of,
+                             to_sigmoid, unpack, wants_grad, weight_grads)
 
 GRU_ORDER = (0, 1, 2)       # z, r, h as in Keras
 
@@ -35,8 +35,9 @@ def gru(x, kernel, recurrent_kernel, bias=None, activation="tanh",
     order = GRU_ORDER
     mx, mh = internal_masks(input_mask, recurrent_mask, order, dtype)
     sm = step_mask_of(step_mask, dims, go_backwards, dtype, zero_output)
-    (h0,), zero_start = initial_states(initial_state, 1, batch, n, dtype)
+    (h0,), zero_start, starts = initial_states(initial_state, 1, batch, n, dtype)
     first = 1 if zero_start else 0       # a zero state needs no recurrent product
+    grad_start = wants_grad(starts)
     xm = masked_inputs(xa, mx, dims)
     # the candidate's recurrent mask (reset_after=False multiplies it into r * h)
     mh_h = None if mh is None else mh[-1]
@@ -130,7 +131,7 @@ def gru(x, kernel, recurrent_kernel, bias=None, activation="tanh",
                 np.multiply(dh, a_z[t], out=d_rec[0, t])
                 np.multiply(dhh, a_r[t], out=d_rec[1, t])
                 np.multiply(dhh, gr[t], out=d_rec[2, t])
-                if t:
+                if t or grad_start:      # at t = 0: the initial state's gradient
                     np.matmul(d_rec[:, t], u3t, out=rec)
                     if mh is not None:
                         np.multiply(rec, mh, out=rec)
@@ -149,12 +150,10 @@ def gru(x, kernel, recurrent_kernel, bias=None, activation="tanh",
                 dhh = d_in[2, t]
                 np.multiply(dh, a_h[t], out=dhh)
                 np.multiply(dh, a_z[t], out=d_in[0, t])
-                if t >= first:          # r only acts on a non-zero previous state
-                    np.matmul(dhh, u_h_t, out=d_held)
-                    np.multiply(d_held, a_r[t], out=d_in[1, t])
-                else:
-                    d_in[1, 0] = 0
-                if t:
+                # (a_r is 0 at a zero first state: r acts on nothing there)
+                np.matmul(dhh, u_h_t, out=d_held)
+                np.multiply(d_held, a_r[t], out=d_in[1, t])
+                if t or grad_start:      # at t = 0: the initial state's gradient
                     np.matmul(d_in[:2, t], u_zr_t, out=rec)
                     if mh is not None:
                         np.multiply(rec, mh[:2], out=rec)
@@ -185,6 +184,7 @@ def gru(x, kernel, recurrent_kernel, bias=None, activation="tanh",
                 return d_b_in
             return np.stack([d_b_in, keras_layout(d_rec.sum(axis=(1, 2)), order, n)])
         return tuple([input_grad(x, flat, wa, dims, go_backwards, mx)]
-                     + weight_grads(parents, d_wa, d_u, order, n, bias_grad))
+                     + weight_grads(parents, d_wa, d_u, order, n, bias_grad)
+                     + state_grads(starts, [d_next]))
 
-    return result(pack(hs[1:], [hs[steps]], sm), parents, backward)
+    return result(pack(hs[1:], [hs[steps]], sm), parents + tuple(starts), backward)

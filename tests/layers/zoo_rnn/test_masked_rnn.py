@@ -273,6 +273,8 @@ def _layer_named(model, name):
 ])
 def test_op_finite_differences_with_step_mask_dropout_and_initial_state(op, gates, states,
                                                                          kwargs):
+    """Every input's gradient, the initial states' included (Keras' initial_state from
+    another layer), through masked steps, dropout masks and go_backwards."""
     rng = np.random.default_rng(4)
     b, t, f, u = 3, 5, 2, 3
     mask = np.array([[0, 1, 1, 0, 1], [1, 1, 0, 0, 0], [0, 0, 0, 0, 0]], bool)
@@ -284,10 +286,13 @@ def test_op_finite_differences_with_step_mask_dropout_and_initial_state(op, gate
     arrays = [rng.standard_normal((b, t, f))] + [rng.uniform(-0.7, 0.7, s) for s in
                                                   ((f, gates * u), (u, gates * u), bias)]
 
-    def fn(x, k, rk, bb):
-        return op(x, k, rk, bb, step_mask=mask, initial_state=init, input_mask=drop_x,
-                  recurrent_mask=drop_h, **kwargs)
-    check_gradients(fn, *arrays)
+    for step_mask in (mask, None):
+        def fn(x, k, rk, bb, *starts):
+            return op(x, k, rk, bb, step_mask=step_mask, initial_state=list(starts),
+                      input_mask=drop_x, recurrent_mask=drop_h, **kwargs)
+        check_gradients(fn, *arrays, *init)      # the initial states get gradients too
+        zeros = [np.zeros_like(s) for s in init]  # a zero start skips a product, not a grad
+        check_gradients(fn, *arrays, *zeros)
 
 
 def test_op_masked_steps_keep_a_nonzero_initial_state_and_output_zeros_before():
@@ -372,6 +377,41 @@ models:
         var.assign(weights[f"rnn/{w}"])
     want = keras.ops.convert_to_numpy(km(ids))
     assert record_worst("forward float64", want, values[s.slot].data) <= 1e-10
+
+
+def test_masking_layer_mask_reaches_a_bidirectional_gru_as_in_keras():
+    """The other mask maker: Masking(mask_value) on float steps, then Bidirectional(GRU)
+    with return_sequences (zeros at masked steps in both directions)."""
+    x = np.random.default_rng(2).standard_normal((3, T, F))
+    x[0, :2] = -1.0
+    x[1, 4:] = -1.0
+    x[2] = -1.0
+    text = f"""\
+graphspec: 1
+models:
+  m:
+    inputs: {{x: {{shape: [{T}, {F}]}}}}
+    calls:
+      - {{layer: {{type: Masking, name: mk, mask_value: -1.0}}, in: x, out: e}}
+      - {{layer: {{type: Bidirectional, name: bi, layer: {{type: GRU, name: rnn,
+                 units: {U}, return_sequences: true}}}}, in: e, out: y}}
+    outputs: [y]
+"""
+    graph = graphspec.loads(text, seed=0, dtype="float64")
+    weights = random_weights(graph)
+    graph.set_weights(weights)
+    inp = keras.Input((T, F), dtype="float64")
+    bi = keras.layers.Bidirectional(keras.layers.GRU(U, return_sequences=True,
+                                                     dtype="float64"), dtype="float64")
+    km = keras.Model(inp, bi(keras.layers.Masking(-1.0, dtype="float64")(inp)))
+    for layer, name in ((bi.forward_layer, "rnn"), (bi.backward_layer, "backward_rnn")):
+        for var, w in zip(layer.weights, ("kernel", "recurrent_kernel", "bias")):
+            var.assign(weights[f"{name}/{w}"])
+    model = graph.model("m")
+    ours = executor.run(model, [x])[model.outputs[0].slot].data
+    want = keras.ops.convert_to_numpy(km(x))
+    assert not ours[2].any()
+    assert record_worst("forward float64", want, ours) <= 1e-10
 
 
 def test_zz_report_worst_errors():
