@@ -11,11 +11,15 @@ returned or dropout: zeros), Attention's ``scores - 1e9``.
 Run with ``-s`` to see the largest errors measured."""
 import numpy as np
 import pytest
-from masked_models import (WORST, compare_with_keras, finite_differences, front_data,
-                           keep_rows, ours)
+from masked_models import (WORST, build_pair, compare_with_keras, finite_differences,
+                           front_data, keep_rows, spec_text)
 from torch_report import worst_error_reporter
+from zoo_reference import build
+from zoo_reference import ours as layer_run
 
 import graphspec
+from graphspec.autodiff import Variable
+from graphspec.errors import ShapeError
 from graphspec.layers.base import CallContext
 
 keras = pytest.importorskip("keras")
@@ -144,7 +148,6 @@ def test_mha_output_mask_is_the_query_mask_and_scores_carry_none():
     fronts = {"q": "embedding", "v": "masking"}
     config = {"num_heads": 2, "key_dim": 2, "return_attention_scores": True}
     layers, calls, outs = mha_spec(config, ["q", "v"])
-    from masked_models import build_pair
     graph, kmodel = build_pair(keras, fronts, layers, calls, outs,
                                keras_mha(config, ("q", "v")))
     model = graph.model()
@@ -153,7 +156,6 @@ def test_mha_output_mask_is_the_query_mask_and_scores_carry_none():
         [True, False]
     q_keep, v_keep = keep_rows(ROWS), keep_rows(("none", "left", "right", "all"))
     inputs = [front_data("embedding", q_keep, 0), front_data("masking", v_keep, 1)]
-    from graphspec.autodiff import Variable
     values, masks = model.run_with_masks([Variable(x) for x in inputs], CallContext())
     y, scores = (model.tensor(n).slot for n in outs)
     np.testing.assert_array_equal(masks[y], q_keep)
@@ -161,7 +163,6 @@ def test_mha_output_mask_is_the_query_mask_and_scores_carry_none():
 
 
 def test_mha_refuses_masks_on_inputs_of_rank_4():
-    from graphspec.errors import ShapeError
     text = """
 graphspec: 1
 layers:
@@ -178,6 +179,46 @@ models:
     model = graphspec.loads(text, seed=0).model()
     with pytest.raises(ShapeError, match="masked inputs need rank 3"):
         model.predict({"x": np.ones((2, 3, 4, 5), np.float32)})
+
+
+@pytest.mark.parametrize("scores", [False, True])
+def test_mha_value_mask_matches_torch_key_padding_mask(scores):
+    """torch.nn.MultiheadAttention's key_padding_mask (True: ignore) is the value's mask
+    (every query keeps a key: torch gives NaN where none is left); Keras' kernels re-laid
+    as in test_attention_layers. Outputs and every gradient, float64."""
+    import torch
+    config = {"num_heads": 2, "key_dim": 3, "return_attention_scores": scores}
+    layer = build("MultiHeadAttention", config, [(4, 6), (5, 6)])
+    rng = np.random.default_rng(7)
+    q, v = rng.standard_normal((3, 4, 6)), rng.standard_normal((3, 5, 6))
+    v_keep = keep_rows(("right", "left", "none"))
+    probes = [rng.standard_normal((3, 4, 6)), rng.standard_normal((3, 2, 4, 5))]
+    layer.forward = lambda xs, ctx: layer.forward_masked(xs, [None, v_keep], ctx)
+    outs, g_in, g_w = layer_run(layer, [q, v], probes)
+    w = {n: torch.tensor(var.data, requires_grad=True) for n, var in layer.weights.items()}
+    tq, tv = (torch.tensor(a, requires_grad=True) for a in (q, v))
+    in_bias = torch.cat([w[f"{r}_bias"].reshape(6) for r in ("query", "key", "value")])
+    out, probs = torch.nn.functional.multi_head_attention_forward(
+        tq.transpose(0, 1), tv.transpose(0, 1), tv.transpose(0, 1), 6, 2, None, in_bias,
+        None, None, False, 0.0, w["attention_output_kernel"].reshape(6, 6).T,
+        w["attention_output_bias"], training=False,
+        key_padding_mask=torch.tensor(~v_keep), need_weights=True, average_attn_weights=False,
+        use_separate_proj_weight=True,
+        q_proj_weight=w["query_kernel"].reshape(6, 6).T,
+        k_proj_weight=w["key_kernel"].reshape(6, 6).T,
+        v_proj_weight=w["value_kernel"].reshape(6, 6).T)
+    theirs = [out.transpose(0, 1), probs][:len(outs)]
+    total = sum((t * torch.tensor(p)).sum() for t, p in zip(theirs, probes))
+    grads = torch.autograd.grad(total, [tq, tv] + list(w.values()))
+    pairs = [(a, b.detach().numpy()) for a, b in zip(outs + g_in + [g_w[n] for n in w],
+                                                     theirs + list(grads))]
+    # relative to the largest magnitude of the same kind (the key bias' gradient is
+    # exactly zero in theory: both sides are rounding noise there)
+    scale = max(np.max(np.abs(b)) for _, b in pairs[len(outs):])
+    errors = [np.max(np.abs(a - b)) / (np.max(np.abs(b)) if i < len(outs) else scale)
+              for i, (a, b) in enumerate(pairs)]
+    WORST[("MHA value mask", "torch float64")] = max(errors)
+    assert max(errors) <= 1e-10, errors
 
 
 # -- Attention and AdditiveAttention ------------------------------------------------------
@@ -261,7 +302,6 @@ def test_attention_output_mask_is_the_query_mask():
     fronts = {"q": "embedding", "v": "masking"}
     layers, calls, outs = attention_spec("Attention", {"return_attention_scores": True},
                                          ["q", "v"])
-    from masked_models import spec_text
     model = graphspec.loads(spec_text(fronts, layers, calls, outs), seed=0).model()
     assert [model.tensor(n).mask_source for n in outs] == ["q_embed", None]
 
