@@ -26,6 +26,7 @@ from ..graph.model import Model
 from ..io.files import atomic_write
 from .keras_archive import CONFIG_MEMBER, METADATA_MEMBER, WEIGHTS_MEMBER, h5py_module
 from .keras_layers import CONVERTERS, REFUSED, unique_group_names
+from .keras_masks import RECORDS_MASK, conflict_message, run_time_mask_conflict
 from .targets import export_targets
 
 # The Keras release whose format this writer follows (and the tests load with).
@@ -35,27 +36,30 @@ GRAPHSPEC_ONLY = {"Activation": {"axis": -1}}
 _INPUT = "InputLayer"
 
 
-def export_keras(graph, path, model: str | None = None) -> list:
+def export_keras(graph, path, model: str | None = None, batch_size: int | None = None) \
+        -> list:
     """Write ``graph.models[model]`` to ``path`` as ``.keras``; without ``model``, every
     model of the graph, one file each (``out.MODEL.keras``) when there are several, as
     ONNX export does. Everything is checked before anything is written: a layer type
-    Keras cannot express is refused by name. Returns ``[(model name, path written)]``.
+    Keras cannot express is refused by name. ``batch_size``: written into the inputs'
+    ``batch_shape`` (Keras needs it for stateful recurrent layers).
+    Returns ``[(model name, path written)]``.
     """
     targets = export_targets(graph, path, model, ".keras")
     for each, _ in targets:
-        check_exportable(each)
+        check_exportable(each, batch_size)
     if not graph.weights() and graph.weight_specs():
         raise InputError("the graph has no weights yet: load or initialise them first")
-    files = [(each, _file(each), target) for each, target in targets]
+    files = [(each, _file(each, batch_size), target) for each, target in targets]
     for each, data, target in files:
         with atomic_write(target) as handle:
             handle.write(data)
     return [(each.name, target) for each, _, target in files]
 
 
-def _file(model) -> bytes:
+def _file(model, batch_size=None) -> bytes:
     """The bytes of one ``.keras`` zip: config.json, metadata.json, model.weights.h5."""
-    writer = _Writer()
+    writer = _Writer(batch_size)
     config = writer.model_object(model)
     h5_bytes = writer.weights_file(model)
     metadata = {"keras_version": KERAS_FORMAT_VERSION, "producer": "graphspec",
@@ -68,7 +72,7 @@ def _file(model) -> bytes:
     return buffer.getvalue()
 
 
-def check_exportable(model) -> None:
+def check_exportable(model, batch_size: int | None = None) -> None:
     """Refuse, naming the layer, anything Keras cannot run as graphspec does (every
     layer of the model, those of its sub-models and wrapped layers included)."""
     for layer in model.layers():
@@ -82,9 +86,15 @@ def check_exportable(model) -> None:
             if layer.config.get(arg) != value:
                 raise InputError(f"{kind} layer '{layer.name}': {arg}={layer.config[arg]!r} "
                                  f"has no Keras equivalent (Keras uses {value!r})")
-        if kind == "Embedding" and layer.config.get("mask_zero"):
-            raise InputError(f"Embedding layer '{layer.name}': mask_zero=true would make "
-                             "Keras mask timesteps graphspec computes; set it to false")
+        if layer.config.get("stateful") and batch_size is None:
+            raise InputError(f"{kind} layer '{layer.name}' is stateful: Keras needs the "
+                             "batch size fixed in the model's inputs (batch_shape); give "
+                             "it (export_keras(..., batch_size=N))")
+    for each in [model] + [m for m in model.layers() if isinstance(m, Model)]:
+        conflict = run_time_mask_conflict(each, lambda n: n.layer.TYPE in RECORDS_MASK)
+        if conflict:
+            raise InputError(f"model '{each.name}' cannot be exported to Keras: "
+                             f"{conflict_message(conflict)}")
 
 
 # -- Keras' order of a model's layers (ops/function.py map_graph) --------------------------
@@ -137,8 +147,8 @@ def _key(item):
 
 
 class _Writer:
-    def __init__(self):
-        self.depth = 0
+    def __init__(self, batch_size=None):
+        self.depth, self.batch_size = 0, batch_size
 
     # -- config.json --------------------------------------------------------------------
     def model_object(self, model) -> dict:
@@ -160,11 +170,11 @@ class _Writer:
                 "registered_name": "Functional", "build_config": {"input_shape": None},
                 "compile_config": None}
 
-    @staticmethod
-    def _input_object(model, name) -> dict:
+    def _input_object(self, model, name) -> dict:
         tensor = next(t for t in model.inputs if t.name == name)
+        shape = [self.batch_size] + list(tensor.shape[1:])
         return {"module": "keras.layers", "class_name": _INPUT,
-                "config": {"batch_shape": list(tensor.shape), "dtype": tensor.dtype,
+                "config": {"batch_shape": shape, "dtype": tensor.dtype,
                            "sparse": False, "ragged": False, "name": name},
                 "registered_name": None, "name": name, "inbound_nodes": []}
 

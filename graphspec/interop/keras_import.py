@@ -25,6 +25,7 @@ from .keras_archive import open_keras
 from .keras_layers import (CONVERTERS, INITIALIZERS, KERAS_MODULES, KERAS_REFUSED,
                            MODEL_CLASSES, IGNORED_ARGS, INIT_IGNORED, KERAS_OPS, OPS_MODULE,
                            OP_PREFIX, VARIANCE_SCALING)
+from .keras_masks import check_masks, check_run_time_masks
 from .keras_nodes import ModelBuilder, at, spec_name
 from .keras_spec import check_spec, spec_yaml
 
@@ -62,7 +63,10 @@ def import_keras(path) -> KerasImport:
         del spec["layers"]
     text = spec_yaml(spec, archive.file, importer.notes)
     weights = importer.weights if archive.weights is not None else None
-    check_spec(text, archive.file, weights, importer.keras_shapes, importer.from_config)
+    graph = check_spec(text, archive.file, weights, importer.keras_shapes,
+                       importer.from_config)
+    check_masks(graph, importer.mask_records, archive.file)
+    check_run_time_masks(graph, importer.mask_records, archive.file)
     return KerasImport(spec, text, weights, importer.renamed, importer.notes)
 
 
@@ -74,6 +78,7 @@ class _Importer:
         self.keras_shapes = []   # (model, tensor, shape Keras recorded, JSON path)
         self.from_config = set()  # layers whose weights come from their own config
         self.notes = []           # what changed on the way, for the reviewer
+        self.mask_records = []    # recorded mask arguments, checked (keras_masks)
 
     # -- errors and names ---------------------------------------------------------------
     def fail(self, where, message):
@@ -337,9 +342,6 @@ class _Importer:
                                   f"graphspec (only {converter.keras_only[key]!r})")
             else:
                 self.fail(here, f"{cls} argument '{key}' has no graphspec equivalent")
-        if cls == "Embedding" and out.get("mask_zero"):
-            self.fail(at(where) + ".mask_zero", "mask_zero=True: graphspec does not "
-                      "propagate masks, so the model would compute something else")
         return out
 
     def check_dtype(self, value, where):

@@ -33,8 +33,8 @@ _RNN_ONLY = {"stateful": False, "unroll": False, "kernel_constraint": None,
              "recurrent_constraint": None, "bias_constraint": None, "seed": None}
 _CHANNELS_LAST = {"data_format": "channels_last"}
 # Arguments whose value graphspec cannot hold differently but that change nothing
-# it computes (masks are not propagated, so zero_output_for_mask has no effect).
-IGNORED_ARGS = {"zero_output_for_mask"}
+# it computes (none since the recurrent layers take zero_output_for_mask).
+IGNORED_ARGS = {a for a in ("zero_output_for_mask",) if a not in REGISTRY["LSTM"].ARGS}
 
 
 def _dense_vars(c):
@@ -133,6 +133,7 @@ CONVERTERS = _table(
     Converter("ZeroPadding2D", dict(_CHANNELS_LAST)),
     Converter("Flatten", dict(_CHANNELS_LAST)),
     Converter("Dropout", {"seed": None}),
+    Converter("Masking"),
     *(Converter(t) for t in ("Activation", "Add", "Subtract", "Multiply", "Average",
                              "Maximum", "Minimum", "Concatenate", "Dot", "Permute",
                              "RepeatVector", "Reshape")),

@@ -13,6 +13,7 @@ from collections import deque
 
 from ..errors import InputError
 from .keras_layers import CONVERTERS, OP_PREFIX, group_class, unique_group_names
+from .keras_masks import MaskForms, mask_only_operations
 
 INPUT_DTYPES = ("float32", "float64", "int32", "int64")
 
@@ -52,6 +53,7 @@ class ModelBuilder:
         self.tensors = {}         # (keras layer, node, tensor) -> spec tensor name
         self.tensor_names = set()
         self.inputs, self.calls = {}, []
+        self.mask_ops = {}        # keras name -> a mask operation (not imported)
 
     def _tensor(self, key, name):
         base, n = name, 1
@@ -87,8 +89,11 @@ class ModelBuilder:
     def functional(self, layers, config) -> dict:
         groups = unique_group_names([group_class(l) for l in layers])
         pending, order, declared_inputs = {}, [], {}
+        self.mask_ops = mask_only_operations(layers, config.get("output_layers"))
         for i, obj in enumerate(layers):
             where = f"{at(self.where)}.layers[{i}]"
+            if isinstance(obj, dict) and obj.get("name") in self.mask_ops:
+                continue        # recomputed by graphspec; checked where used (keras_masks)
             cls = self.imp.check_object(obj, where)
             keras_name = obj.get("name") or obj["config"].get("name")
             if keras_name in self.entries:
@@ -170,8 +175,9 @@ class ModelBuilder:
         operation = self.entries[keras_name][2].startswith(OP_PREFIX)
         for key, value in kwargs.items():
             if key in self._call_args(keras_name) and isinstance(value, bool) \
-                    or key in tensor_keys and isinstance(value, dict):
-                continue
+                    or key in tensor_keys and isinstance(value, dict) \
+                    or key == "mask" and not operation:
+                continue        # a mask: checked once the layer is called (_call)
             if value not in (None, False):
                 self.imp.fail(f"{where}.kwargs.{key}", f"call argument {key}={value!r} "
                               "is not supported (graphspec calls layers on tensors only)")
@@ -228,6 +234,15 @@ class ModelBuilder:
                 self.imp.fail(f"{where}.kwargs.{key}", f"{key}={value} here but "
                               f"{ref['call_args'][key]} at node 0; graphspec's "
                               f"{ref['spec']['type']} takes it once for every call")
+        mask = (data.get("kwargs") or {}).get("mask")
+        if mask is not None:
+            masks = mask if isinstance(mask, list) else [mask]
+            forms = MaskForms(self.mask_ops, self.tensors)
+            self.imp.mask_records.append((
+                self.name, keras_name, inputs[:len(masks)],
+                [None if m is None else forms.form(tuple(m["config"]["keras_history"]))
+                 if isinstance(m, dict) and m.get("class_name") == "__keras_tensor__"
+                 else "that is not a tensor" for m in masks], where))
         count = self.imp.output_count(ref if isinstance(ref, str) else ref["spec"])
         outs = []
         for i in range(count):

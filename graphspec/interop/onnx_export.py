@@ -47,6 +47,11 @@ class Call:
     output_shapes: list
     hint: str
     walker: object = field(repr=False, default=None)
+    # per input: the ONNX name of its boolean mask (onnx_masks), or None
+    masks: list = field(default_factory=list)
+
+    def mask(self, index: int = 0):
+        return self.masks[index] if index < len(self.masks) else None
 
     def convert(self, layer, inputs, input_shapes, input_dtypes, hint) -> list:
         """Convert a call of a wrapped layer or model (TimeDistributed's inner layer)."""
@@ -61,33 +66,52 @@ class Walker:
 
     def run_model(self, model, inputs: list, scope: str, input_dtypes=None) -> list:
         """Walk ``model``'s nodes on ONNX tensors ``inputs``; its outputs' names."""
+        return self.run_model_masked(model, inputs, scope, input_dtypes)[0]
+
+    def run_model_masked(self, model, inputs: list, scope: str, input_dtypes=None,
+                         input_masks=None) -> tuple:
+        """(output names, output mask names or None): the masks travel beside the values
+        as in ``Model.run_with_masks``, built by ``onnx_masks``."""
+        from .onnx_masks import output_masks
         values = {id(t): name for t, name in zip(model.inputs, inputs)}
+        masks = {id(t): m for t, m in zip(model.inputs, input_masks or ())}
         input_dtypes = input_dtypes or [t.dtype for t in model.inputs]
         dtypes = {id(t): onnx_io_dtype(d) for t, d in zip(model.inputs, input_dtypes)}
         for node in model.nodes:
             hint = scope + (node.output_tensors[0].name if node.output_tensors
                             else node.layer.name)
+            ins = [values[id(t)] for t in node.input_tensors]
+            in_masks = [masks.get(id(t)) for t in node.input_tensors]
+            shapes = [tuple(t.shape) for t in node.input_tensors]
+            in_dtypes = [dtypes[id(t)] for t in node.input_tensors]
             try:
-                outs = self.convert(node.layer, [values[id(t)] for t in node.input_tensors],
-                                    [tuple(t.shape) for t in node.input_tensors],
-                                    [dtypes[id(t)] for t in node.input_tensors],
-                                    [tuple(t.shape) for t in node.output_tensors], hint)
+                if _is_model(node.layer):
+                    outs, out_masks = self.run_model_masked(node.layer, ins, f"{hint}.",
+                                                            in_dtypes, in_masks)
+                else:
+                    outs = self.convert(node.layer, ins, shapes, in_dtypes,
+                                        [tuple(t.shape) for t in node.output_tensors],
+                                        hint, in_masks)
+                    out_masks = output_masks(self.builder, node.layer, ins, shapes,
+                                             in_dtypes, in_masks, len(outs), hint)
             except SpecError:
                 raise       # already located (in a sub-model)
             except GraphspecError as exc:
                 # a refusal found while translating (an expression construct)
                 raise _located(model.graph, node, str(exc)) from None
-            for tensor, name in zip(node.output_tensors, outs):
+            for tensor, name, mask in zip(node.output_tensors, outs, out_masks):
                 values[id(tensor)] = name
+                masks[id(tensor)] = mask
                 dtypes[id(tensor)] = onnx_io_dtype(tensor.dtype)
-        return [values[id(t)] for t in model.outputs]
+        return [values[id(t)] for t in model.outputs], [masks.get(id(t)) for t in model.outputs]
 
-    def convert(self, layer, inputs, input_shapes, input_dtypes, output_shapes, hint) -> list:
+    def convert(self, layer, inputs, input_shapes, input_dtypes, output_shapes, hint,
+                masks=None) -> list:
         from .onnx_layers import LAYER_CONVERTERS
         if _is_model(layer):
             return self.run_model(layer, inputs, f"{hint}.", input_dtypes)
         call = Call(self.builder, layer, list(inputs), list(input_shapes),
-                    list(input_dtypes), list(output_shapes), hint, self)
+                    list(input_dtypes), list(output_shapes), hint, self, list(masks or ()))
         outs = LAYER_CONVERTERS[layer.TYPE](call)
         if len(outs) != len(output_shapes):   # a converter bug, never a user error
             raise RuntimeError(f"ONNX converter of {layer.TYPE} gave {len(outs)} outputs, "
@@ -109,29 +133,43 @@ def _is_model(layer) -> bool:
 # -- the up-front check --------------------------------------------------------------------
 def export_problems(model) -> list:
     """``[(node, message)]`` for every call ``model`` makes that cannot be exported, in
-    execution order (sub-models and wrapped layers included). Empty: it exports."""
+    execution order (sub-models and wrapped layers included). Empty: it exports.
+    Masks are followed as the compiler follows them (a sub-model called on a masked
+    tensor runs masked), so a layer is checked with the masks its call gets."""
     from .onnx_layers import layer_refusal
+    from .onnx_masks import mask_refusal
     problems, seen = [], set()
 
-    def visit_layer(layer, node):
-        if _is_model(layer):
-            visit_model(layer)
-            return
-        reason = layer_refusal(layer, node)
+    def visit_layer(layer, node, sources):
+        reason = layer_refusal(layer, node) or mask_refusal(layer, node, sources)
         if reason:
             problems.append((node, f"{layer.TYPE} layer '{layer.name}' cannot be exported "
                                    f"to ONNX: {reason}"))
             return
         for inner in layer.sublayers():
-            visit_layer(inner, node)
+            if _is_model(inner):
+                visit_model(inner, [None] * len(inner.inputs))
+            else:
+                visit_layer(inner, node, [None])
 
-    def visit_model(model):
-        if id(model) in seen:
+    def visit_model(model, sources):
+        key = (id(model), tuple(sources))
+        if key in seen:
             return
-        seen.add(id(model))
+        seen.add(key)
+        known = {id(t): s for t, s in zip(model.inputs, sources)}
         for node in model.nodes:
-            visit_layer(node.layer, node)
-    visit_model(model)
+            ins = [known.get(id(t)) for t in node.input_tensors]
+            layer = node.layer
+            if _is_model(layer):
+                visit_model(layer, ins)
+            else:
+                visit_layer(layer, node, ins)
+            outs = layer.mask_sources(ins, len(node.output_tensors)) \
+                if any(ins) or layer.makes_mask() else [None] * len(node.output_tensors)
+            for tensor, source in zip(node.output_tensors, outs):
+                known[id(tensor)] = source
+    visit_model(model, [None] * len(model.inputs))
     return problems
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from ..ops.conv import pad_amounts
 from .onnx_zoo_conv import ZOO_CONV_CONVERTERS, channels_first_aware
 from .onnx_expr import expression_refusal, lambda_layer
+from .onnx_masks import with_masks
 from .onnx_nodes import ACTIVATIONS, activation, batch_dot, l2_normalize  # noqa: F401
 from .onnx_recurrent import RECURRENT_CONVERTERS, recurrent_refusal
 from .onnx_zoo_attention import ZOO_ATTENTION_CHECKS, ZOO_ATTENTION_CONVERTERS
@@ -274,8 +275,9 @@ LAYER_CONVERTERS = {
     **RECURRENT_CONVERTERS, **ZOO_ATTENTION_CONVERTERS,
     **ZOO_CONV_CONVERTERS, "AveragePooling1D": pooling,
 }
-# data_format: channels_first (conv, pooling, padding, Flatten...) around every converter
-LAYER_CONVERTERS = channels_first_aware(LAYER_CONVERTERS)
+# the masked forms (onnx_masks), then data_format: channels_first (conv, pooling,
+# padding, Flatten...) around every converter
+LAYER_CONVERTERS = channels_first_aware(with_masks(LAYER_CONVERTERS))
 
 # Layer types with no ONNX form, and why (none today: every registered type exports).
 LAYER_REFUSALS: dict = {}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .onnx_unrolled import run_unrolled, unknown_steps_reason
+from .onnx_unrolled import run_unrolled, run_unrolled_masked, unknown_steps_reason
 
 # graphspec's recurrent activation -> (ONNX name, alpha, beta); None: no ONNX form
 _ACTIVATIONS = {
@@ -43,8 +43,13 @@ def needs_unrolling(layer) -> bool:
 
 
 def recurrent_refusal(layer, node) -> str | None:
-    """Unrolling needs the number of timesteps of the call (the node calls the layer,
-    its Bidirectional, or a TimeDistributed whose steps are the second per-step axis)."""
+    """A stateful layer cannot be exported (an ONNX graph holds no state from one run to
+    the next); unrolling needs the number of timesteps of the call (the node calls the
+    layer, its Bidirectional, or a TimeDistributed whose steps are the second per-step
+    axis). A masked call is checked by ``onnx_masks.mask_refusal``."""
+    if layer.config.get("stateful"):
+        return ("it is stateful: its final state becomes the next batch's initial state, "
+                "and an ONNX graph holds no state from one run to the next")
     if not needs_unrolling(layer):
         return None
     shape = node.input_shapes[0] if node.input_shapes else ()
@@ -106,11 +111,19 @@ def reverse_time(b, x: str, hint: str) -> str:
     return b.slice(x, [-1], [_INT64_MIN], [1], [-1], hint)
 
 
-def run_recurrent(b, layer, x: str, steps, hint: str) -> list:
-    """One recurrent layer on ``x`` (batch, time, features): its graphspec outputs."""
+def run_recurrent(b, layer, x: str, steps, hint: str, mask=None, zero_output=None) -> list:
+    """One recurrent layer on ``x`` (batch, time, features): its graphspec outputs.
+    ``mask``: the (batch, time) step mask (then unrolled: ONNX's nodes take no step
+    mask); ``zero_output``: Bidirectional's forced ``zero_output_for_mask``."""
     cfg, kind = layer.config, layer.TYPE
     if cfg["go_backwards"]:
         x = reverse_time(b, x, f"{hint}_reversed")
+        if mask is not None:
+            mask = reverse_time(b, mask, f"{hint}_mask_reversed")
+    if mask is not None:
+        zero = cfg.get("zero_output_for_mask", False) if zero_output is None else zero_output
+        hs, state = run_unrolled_masked(b, layer, x, mask, steps, hint, zero)
+        return _sequence_outputs(b, layer, hs, state, hint)
     if needs_unrolling(layer):
         return _unrolled_outputs(b, layer, x, steps, hint)
     time_major = b.transpose(x, [1, 0, 2], f"{hint}_time_major")
@@ -135,6 +148,10 @@ def run_recurrent(b, layer, x: str, steps, hint: str) -> list:
 
 def _unrolled_outputs(b, layer, x, steps, hint) -> list:
     hs, state = run_unrolled(b, layer, x, steps, hint)
+    return _sequence_outputs(b, layer, hs, state, hint)
+
+
+def _sequence_outputs(b, layer, hs, state, hint) -> list:
     if layer.config["return_sequences"]:
         rows = [b.unsqueeze(h, [1], f"{hint}_step") for h in hs]
         results = [b.op("Concat", rows, hint, axis=1) if len(rows) > 1
@@ -147,15 +164,20 @@ def _unrolled_outputs(b, layer, x, steps, hint) -> list:
 
 
 def recurrent(c):
-    return run_recurrent(c.builder, c.layer, c.inputs[0], c.input_shapes[0][1], c.hint)
+    return run_recurrent(c.builder, c.layer, c.inputs[0], c.input_shapes[0][1], c.hint,
+                         c.mask(0))
 
 
 def bidirectional(c):
     b, layer = c.builder, c.layer
     forward_layer, backward_layer = layer.sublayers()
     steps = c.input_shapes[0][1]
-    fw = run_recurrent(b, forward_layer, c.inputs[0], steps, f"{c.hint}_forward")
-    bw = run_recurrent(b, backward_layer, c.inputs[0], steps, f"{c.hint}_backward")
+    # Keras forces zero_output_for_mask = return_sequences on both layers
+    zero = forward_layer.config["return_sequences"]
+    fw = run_recurrent(b, forward_layer, c.inputs[0], steps, f"{c.hint}_forward",
+                       c.mask(0), zero)
+    bw = run_recurrent(b, backward_layer, c.inputs[0], steps, f"{c.hint}_backward",
+                       c.mask(0), zero)
     y, y_rev, states = fw[0], bw[0], fw[1:] + bw[1:]
     if forward_layer.config["return_sequences"]:
         y_rev = reverse_time(b, y_rev, f"{c.hint}_backward_aligned")

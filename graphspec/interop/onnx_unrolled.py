@@ -8,6 +8,8 @@ gate blocks and applies the activations through the same table the Dense convert
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import GraphspecError
 
 
@@ -140,3 +142,39 @@ def run_unrolled(b, layer, x: str, steps, hint: str) -> tuple:
         state = step(cell, b, t, state)
         hs.append(state[0])
     return hs, state
+
+
+def masked_steps_reason(layer) -> str:
+    return ("its step mask is applied in a loop unrolled over time (ONNX's recurrent "
+            "nodes take no step mask), which needs a known number of timesteps; give the "
+            "sequence length in the input shape")
+
+
+def run_unrolled_masked(b, layer, x: str, mask: str, steps, hint: str,
+                        zero_output: bool) -> tuple:
+    """(per-step outputs, final states) of ``layer`` on ``x`` (batch, T, F) with Keras'
+    step ``mask`` (batch, T): at a masked step the states carry over and the output
+    repeats the previous output (zeros before the first kept step), or is zeros with
+    ``zero_output`` (``graphspec/ops/recurrent_base.py``)."""
+    if steps is None:
+        raise GraphspecError(f"{layer.TYPE} layer '{layer.name}' cannot be exported to ONNX: "
+                             + masked_steps_reason(layer))
+    from onnx import numpy_helper
+    cell = _Cell(b, layer, x, hint)
+    size = b.op("Concat", [b.batch_of(x, f"{hint}_batch"), b.i64([layer.config["units"]])],
+                f"{hint}_state_shape", axis=0)
+    zeros = b.op("ConstantOfShape", [size], f"{hint}_zeros",
+                 value=numpy_helper.from_array(np.zeros(1, b.float_dtype)))
+    step = _STEPS[layer.TYPE]
+    state = [zeros] * (2 if layer.TYPE == "LSTM" else 1)
+    previous, outputs = zeros, []
+    for t in range(steps):
+        new = step(cell, b, t, state)
+        keep = b.unsqueeze(b.op("Gather", [mask, b.scalar(t, "int64")], f"{hint}_m{t}",
+                                axis=1), [1], f"{hint}_keep{t}")
+        state = [b.op("Where", [keep, n, s], f"{hint}_held{t}_{i}")
+                 for i, (n, s) in enumerate(zip(new, state))]
+        previous = b.op("Where", [keep, new[0], zeros if zero_output else previous],
+                        f"{hint}_out{t}")
+        outputs.append(previous)
+    return outputs, state

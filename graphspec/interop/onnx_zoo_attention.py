@@ -46,12 +46,36 @@ def _causal(c, scores: str, rank: int) -> str:
     return b.op("GreaterOrEqual", [rows, cols], f"{c.hint}_causal")
 
 
-def _softmax(c, scores: str, keep, hint: str) -> str:
-    b = c.builder
+# What a masked score becomes on each of Keras' code paths (graphspec/ops/attention.py
+# MASK_MODES): "fill" -1e9 and the probability zeroed after (Keras' Softmax layer),
+# "bias" + -0.7 * 3.38953e38 (torch's fused attention), "subtract" - 1e9 (Attention).
+_LARGE = {"fill": MASK_FILL, "bias": -0.7 * 3.38953e38, "subtract": -1e9}
+
+
+def masked_softmax(b, x: str, keep, how: str, axes, hint: str) -> str:
+    """graphspec's ``masked_softmax``: softmax over ``axes`` with the boolean ``keep``
+    (broadcastable; None: no mask) applied as Keras' code path ``how`` applies it."""
+    axes = [axes] if isinstance(axes, int) else list(axes)
     if keep is not None:
-        scores = b.op("Where", [keep, scores, b.scalar(MASK_FILL, b.float_dtype)],
-                      f"{hint}_masked")
-    return b.op("Softmax", [scores], hint, axis=-1)
+        big = b.scalar(_LARGE[how], b.float_dtype)
+        if how == "fill":
+            x = b.op("Where", [keep, x, big], f"{hint}_filled")
+        elif how == "bias":
+            x = b.op("Add", [x, b.op("Where", [keep, b.scalar(0, b.float_dtype), big],
+                                     f"{hint}_bias")], f"{hint}_biased")
+        else:
+            x = b.op("Where", [keep, x, b.op("Add", [x, big], f"{hint}_lowered")],
+                     f"{hint}_subtracted")
+    if len(axes) == 1:
+        probs = b.op("Softmax", [x], f"{hint}_softmax" if how == "fill" and keep is not None
+                     else hint, axis=axes[0])
+    else:
+        total = b.reduce("ReduceLogSumExp", x, axes, True, f"{hint}_logsumexp")
+        probs = b.op("Exp", [b.op("Sub", [x, total], f"{hint}_shifted")],
+                     f"{hint}_exp" if how == "fill" and keep is not None else hint)
+    if how == "fill" and keep is not None:
+        probs = b.op("Where", [keep, probs, b.scalar(0, b.float_dtype)], hint)
+    return probs
 
 
 def _both(b, a, other, hint):
@@ -80,10 +104,13 @@ def multi_head_attention(c):
     layer = c.layer
     query, value, key, mask = layer._split(list(zip(c.inputs, c.input_dtypes)))
     shapes = layer._split(c.input_shapes)
+    masks = list(layer._split([c.mask(i) for i in range(len(c.inputs))])[:3])
+    if len(c.inputs) - (1 if layer.config["attention_mask"] else 0) == 2:
+        masks[2] = None             # Keras: no key given, so no key mask (the value's)
     rank = len(shapes[0])
     out_dims = list(layer._out_dims(shapes[0]))
     if rank == 3:
-        y, probs = _attend(c, query[0], value[0], key[0], mask)
+        y, probs = _attend(c, query[0], value[0], key[0], mask, masks)
         if len(out_dims) > 1:
             y = c.builder.reshape(y, [0, -1] + out_dims, f"{c.hint}_out_shape")
         return _outputs(c, y, probs)
@@ -122,8 +149,9 @@ def _outputs(c, y, probs):
     return [y, probs] if c.layer.config["return_attention_scores"] else [y]
 
 
-def _attend(c, query: str, value: str, key: str, mask):
-    """Rank-3 attention: ``(out (B, T, prod E), probabilities (B, N, T, S))``."""
+def _attend(c, query: str, value: str, key: str, mask, tensor_masks=(None,) * 3):
+    """Rank-3 attention: ``(out (B, T, prod E), probabilities (B, N, T, S))``; ``mask``
+    the attention_mask input, ``tensor_masks`` the query, value and key step masks."""
     b, layer, cfg = c.builder, c.layer, c.layer.config
     heads, kdim = cfg["num_heads"], cfg["key_dim"]
     vdim = cfg["value_dim"] or kdim
@@ -135,14 +163,26 @@ def _attend(c, query: str, value: str, key: str, mask):
     scores = b.op("Mul", [scores, b.scalar(1.0 / math.sqrt(kdim), b.float_dtype)],
                   f"{c.hint}_scores")
     keep = None
+    q_mask, v_mask, k_mask = tensor_masks
+    if q_mask is not None:          # (B, 1, T, 1)
+        keep = b.unsqueeze(q_mask, [1, 3], f"{c.hint}_query_keep")
+    for role, m in (("value", v_mask), ("key", k_mask)):
+        if m is not None:           # (B, 1, 1, S)
+            keep = _both(b, keep, b.unsqueeze(m, [1, 2], f"{c.hint}_{role}_keep"),
+                         f"{c.hint}_{role}_and")
+    if cfg["use_causal_mask"]:
+        keep = _both(b, keep, _causal(c, scores, 4), f"{c.hint}_keep")
     if mask is not None:
         zero = b.scalar(0, np.dtype(mask[1]))
         nonzero = b.op("Not", [b.op("Equal", [mask[0], zero], f"{c.hint}_mask_zero")],
                        f"{c.hint}_mask_keep")
-        keep = b.unsqueeze(nonzero, [1], f"{c.hint}_mask_heads")
-    if cfg["use_causal_mask"]:
-        keep = _both(b, keep, _causal(c, scores, 4), f"{c.hint}_keep")
-    probs = _softmax(c, scores, keep, f"{c.hint}_probs")
+        keep = _both(b, keep, b.unsqueeze(nonzero, [1], f"{c.hint}_mask_heads"),
+                     f"{c.hint}_all_keep")
+    # Keras' fused path (torch's scaled_dot_product_attention) unless it must return
+    # or drop the probabilities: the two treat fully masked rows differently
+    fused = cfg["dropout"] == 0 and not cfg["return_attention_scores"]
+    probs = masked_softmax(b, scores, keep, "bias" if fused else "fill", -1,
+                           f"{c.hint}_probs")
     mixed = b.op("MatMul", [probs, v], f"{c.hint}_mixed")                 # (B, N, T, V)
     mixed = b.reshape(b.transpose(mixed, [0, 2, 1, 3], f"{c.hint}_btnv"),
                       [0, -1, heads * vdim], f"{c.hint}_concat")
@@ -197,8 +237,14 @@ def attention(c):
     else:
         scores = _additive_scores(c, q, k, rank, f"{c.hint}_scores")
     keep = _causal(c, scores, rank) if cfg["use_causal_mask"] else None
-    probs = _softmax(c, scores, keep, f"{c.hint}_probs")
-    out = b.op("MatMul", [probs, v], c.hint)
+    if c.mask(1) is not None:       # the value's mask masks keys: (B, 1, Tv)
+        keep = _both(b, keep, b.unsqueeze(c.mask(1), [-2], f"{c.hint}_value_keep"),
+                     f"{c.hint}_keep")
+    probs = masked_softmax(b, scores, keep, "subtract", -1, f"{c.hint}_probs")
+    out = b.op("MatMul", [probs, v], c.hint if c.mask(0) is None else f"{c.hint}_mixed")
+    if c.mask(0) is not None:       # the query's mask zeroes the rows of masked queries
+        out = b.op("Where", [b.unsqueeze(c.mask(0), [-1], f"{c.hint}_query_keep"), out,
+                             b.scalar(0, b.float_dtype)], c.hint)
     return [out, probs] if cfg["return_attention_scores"] else [out]
 
 

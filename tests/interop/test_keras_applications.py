@@ -132,20 +132,6 @@ def test_transformer_encoder_without_masks(keras, keras_dir):
                        "transformer encoder (no masks)")
 
 
-def test_masked_lstm_text_classifier_is_refused_until_masks_exist(keras, keras_dir):
-    keras.utils.set_random_seed(5)
-    L = keras.layers
-    tokens = keras.Input((10,), dtype="int32")
-    h = L.LSTM(8)(L.Embedding(30, 8, mask_zero=True)(tokens))
-    model = keras.Model(tokens, L.Dense(2, activation="softmax")(h))
-    path = keras_dir / "masked_lstm.keras"
-    model.save(path)
-    with pytest.raises(InputError, match=r"mask_zero=True: graphspec does not propagate "
-                                         r"masks, so the model would compute something "
-                                         r"else"):
-        import_keras(str(path))
-
-
 def test_keras_operations_become_expressions(keras, keras_dir):
     """x + 3.0, 3.0 - x, x * y and x / 2 recorded by a functional model as operation
     nodes: imported as expression layers computing the same; another operation is

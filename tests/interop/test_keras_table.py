@@ -53,7 +53,6 @@ def test_importable_and_refused_classes():
 
 
 @pytest.mark.parametrize("make, name, shape", [
-    (lambda L: L.Masking(), "Masking", (4, 2)),
     (lambda L: L.ActivityRegularization(0.1), "ActivityRegularization", (4, 2)),
     (lambda L: L.ConvLSTM1D(2, 3), "ConvLSTM1D", (3, 5, 2)),
 ])
