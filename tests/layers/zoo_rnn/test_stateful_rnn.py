@@ -35,11 +35,11 @@ def keras_float64(monkeypatch):
     monkeypatch.setitem(dtypes.BIT64_TO_BIT32_DTYPE, "float64", "float64")
 
 
-def spec(kind, stateful=True, bidirectional=False, steps=HALF, extra=""):
+def spec(kind, stateful=True, bidirectional=False, steps=HALF, states=True):
     inner = (f"{{type: {kind}, name: rnn, units: {U}, return_sequences: true, "
-             f"return_state: true, stateful: {str(stateful).lower()}{extra}}}")
+             f"return_state: {str(states).lower()}, stateful: {str(stateful).lower()}}}")
     layer = f"{{type: Bidirectional, name: bi, layer: {inner}}}" if bidirectional else inner
-    n_states = (2 if kind == "LSTM" else 1) * (2 if bidirectional else 1)
+    n_states = (2 if kind == "LSTM" else 1) * (2 if bidirectional else 1) * states
     outs = ", ".join(["y"] + [f"s{i}" for i in range(n_states)])
     return f"""\
 graphspec: 1
@@ -233,6 +233,26 @@ def test_training_carries_the_state_without_a_gradient_into_the_previous_batch()
     for name, want in theirs.items():
         close("batch-2 gradient vs Keras", want, graph.weights()[name].grad)
     assert all(isinstance(s, np.ndarray) for s in graph.layers["rnn"].states)
+
+
+def test_stateful_bidirectional_over_two_batches_equals_keras():
+    """Both directions carry their own state: the backward one from the start of the
+    previous batch (where its last pass ended), as Keras' stateful Bidirectional.
+    (Without return_state: Keras' Bidirectional.compute_mask fails on a stateful layer
+    with return_state, multiplying a generator.)"""
+    graph, weights = build(spec("LSTM", bidirectional=True, states=False))
+    inp = keras.Input(batch_shape=(B, HALF, F), dtype="float64")
+    bi = keras.layers.Bidirectional(
+        keras.layers.LSTM(U, stateful=True, return_sequences=True, dtype="float64"),
+        dtype="float64")
+    model = keras.Model(inp, bi(inp))
+    for layer, name in ((bi.forward_layer, "rnn"), (bi.backward_layer, "backward_rnn")):
+        for var, w in zip(layer.weights, ("kernel", "recurrent_kernel", "bias")):
+            var.assign(weights[f"{name}/{w}"])
+    x = sequences()
+    for half in (x[:, :HALF], x[:, HALF:]):
+        [ours] = run(graph, half)
+        close("forward vs Keras stateful", keras.ops.convert_to_numpy(model(half)), ours)
 
 
 def test_zz_report_worst_errors():
