@@ -35,14 +35,18 @@ class Graph:
         self.model_file: str | None = None
         self.seed = None
         self.warnings: list = []        # the compiler's located warnings (SpecError)
-        self._rng = np.random.default_rng()
+        self._rng = None                # made on first use: numpy.random costs a cold start
         for model in models.values():
             model.graph = self
 
     # -- randomness -------------------------------------------------------------------
     def rng(self, seed: int | None = None) -> np.random.Generator:
         """The graph's generator, or a fresh one for an explicit seed."""
-        return self._rng if seed is None else np.random.default_rng(seed)
+        if seed is not None:
+            return np.random.default_rng(seed)
+        if self._rng is None:
+            self._rng = np.random.default_rng()
+        return self._rng
 
     # -- weights ----------------------------------------------------------------------
     def initialize(self, seed: int | None = None) -> None:

@@ -22,13 +22,12 @@ print("\\n" + json.dumps({"code": code, "modules": sorted(sys.modules)}))
 
 # Optional libraries and the rooms of graphspec a spec check never needs.
 NEVER_FOR_VALIDATE = [
-    "scipy", "jsonschema", "torch", "keras", "onnx", "onnxruntime", "dask", "distributed",
+    "scipy", "torch", "keras", "onnx", "onnxruntime", "dask", "distributed",
     "pyarrow", "matplotlib", "h5py", "sklearn",
     "graphspec.train.trainer", "graphspec.train.loop", "graphspec.train.checkpoint",
     "graphspec.runtime.memory", "graphspec.runtime.executor", "graphspec.io.tabular",
     "graphspec.io.table_readers",
     "graphspec.interop", "graphspec.engines", "graphspec.review", "graphspec.viz",
-    "zipfile", "tempfile",
 ]
 
 
