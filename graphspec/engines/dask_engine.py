@@ -312,12 +312,24 @@ def _result(future, start, stop, distributed):
 
 
 # -- the engine ------------------------------------------------------------------------------
+def _refuse_stateful(model) -> None:
+    """Chunks run on any worker in any order; a stateful RNN needs its batches in order
+    in one process."""
+    stateful = [use.layer.name for use in model.layer_uses()
+                if getattr(use.layer, "config", {}).get("stateful")]
+    if stateful:
+        raise InputError(f"model '{model.name}' has stateful layers ({', '.join(stateful)}), "
+                         "whose state runs from one batch to the next in order: run it with "
+                         "the embedded engine (leave out --engine dask)")
+
+
 def predict(model, inputs, output=None, batch_size: int = 32, chunk_rows: int | None = None,
             seed=None, scheduler: str | None = None, client=None, workers: int | None = None,
             retries: int = 2, timeout: float | None = None, progress: bool | None = None,
             stream=None, allow_nonfinite: bool = False) -> dict:
     """As :func:`graphspec.engines.embedded.predict`, each chunk a task on a cluster."""
     require_dask()
+    _refuse_stateful(model)
     batch_size = embedded.check_batch_size(batch_size)
     sources = _as_sources(embedded.model_inputs(model, inputs), model.input_names,
                           f"model '{model.name}'")

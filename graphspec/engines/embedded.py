@@ -179,6 +179,7 @@ def predict(model, inputs, output=None, batch_size: int = 32, seed=None,
     rows = _row_count(sources)
     if rows == 0:
         raise InputError(f"the inputs of model '{model.name}' have no rows")
+    executor.check_stateful_batches(model, rows, batch_size)
     sink = RowSink(output, model.output_names, rows)
     bar = RowsProgress("predict", rows, enabled=progress is not False, stream=stream)
     try:

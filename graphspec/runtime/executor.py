@@ -126,6 +126,7 @@ def predict_batches(model, arrays: dict, batch_size: int | None = None, *,
     if any(s != size for s in sizes.values()):
         raise InputError(f"model '{model.name}': inputs have different numbers of rows "
                          f"({', '.join(f'{k}: {v}' for k, v in sizes.items())})")
+    check_stateful_batches(model, size, batch_size)
     ctx = context(model, rng=rng, seed=seed)
     for rows in batch_rows(size, batch_size):
         first = offset + rows.start
@@ -136,6 +137,21 @@ def predict_batches(model, arrays: dict, batch_size: int | None = None, *,
                 if rows.stop > rows.start else ""
             check_finite_outputs(model, values, where)
         yield outputs(model, values)
+
+
+def check_stateful_batches(model, size: int, batch_size: int | None) -> None:
+    """A stateful RNN carries its state from batch to batch, one sequence per row, so
+    every batch must have the same size: refuse a last, shorter batch before any work."""
+    if not batch_size or size % int(batch_size) == 0 or size < int(batch_size):
+        return
+    stateful = [use.layer.name for use in model.layer_uses()
+                if getattr(use.layer, "config", {}).get("stateful")]
+    if stateful:
+        raise InputError(
+            f"model '{model.name}' has stateful layers ({', '.join(stateful)}): each batch "
+            f"continues the sequences of the one before, so every batch needs the same "
+            f"size, but {size} rows do not split into batches of {batch_size}; give a "
+            "batch size that divides the rows (or the rows at once)")
 
 
 def predict(model, inputs, batch_size: int | None = None, seed: int | None = None,

@@ -38,6 +38,12 @@ class Model(model_module.Model):
         from ..runtime import executor
         return executor.predict(self, inputs, batch_size, seed, allow_nonfinite)
 
+    def reset_states(self) -> int:
+        """Forget the carried state of every stateful recurrent layer (sub-models and
+        wrappers included), as Keras' ``layer.reset_states()`` on each; returns how many."""
+        from ..layers.simple_rnn import reset_model_states
+        return reset_model_states(self)
+
     # -- Keras' compile / fit / evaluate / train_on_batch ------------------------------
     def compile(self, loss, optimizer="rmsprop", metrics=(), loss_weights=None, **job):
         """Choose loss(es), optimizer and metrics, as in Keras; overrides the spec's job."""

@@ -343,6 +343,7 @@ class Trainer:
                 stream):
         batch_size, seed = settings["batch_size"], settings["seed"]
         n_train, n_val = split_counts(data.size, settings["validation_split"])
+        executor.check_stateful_batches(self.model, n_train, batch_size)
         steps = math.ceil(n_train / batch_size)
         self.last_fit_params = {"epochs": settings["epochs"], "batch_size": batch_size,
                                 "steps": steps}
