@@ -9,8 +9,8 @@ them, and the layers that use them.
   exports only if its converter reproduces graphspec's masked arithmetic exactly
   (``MASKED``); any other is refused by name, with the word mask, before anything is
   built. ``BatchNormalization`` uses its mask in training only, so it exports as is.
-- The masked forms of GlobalAveragePooling1D and Softmax (attention: onnx_zoo_attention;
-  the recurrent layers: onnx_unrolled).
+- The masked forms of GlobalAveragePooling1D, Softmax and Masking's values (attention:
+  onnx_zoo_attention; the recurrent layers: onnx_unrolled, unrolled or one Scan).
 """
 from __future__ import annotations
 
@@ -79,11 +79,6 @@ def _rank3(layer, node, sources):
     return None
 
 
-def _recurrent(layer, node, sources):
-    from .onnx_unrolled import masked_steps_reason
-    return masked_steps_reason(layer) if node.input_shapes[0][1] is None else None
-
-
 def _time_distributed(layer, node, sources):
     inner = layer.config["layer"]
     if getattr(inner, "USES_MASK", False) and getattr(inner, "TYPE", "") != "Model":
@@ -101,9 +96,9 @@ MASKED = {
     "Softmax": lambda layer, node, sources: None,
     "BatchNormalization": lambda layer, node, sources: None,   # training only
     "MultiHeadAttention": _rank3, "Attention": _rank3, "AdditiveAttention": _rank3,
-    "SimpleRNN": _recurrent, "LSTM": _recurrent, "GRU": _recurrent,
-    "Bidirectional": lambda layer, node, sources: _recurrent(
-        layer.forward_layer, node, sources),
+    # unrolled over known steps, else one ONNX Scan over time (onnx_unrolled)
+    **{kind: (lambda layer, node, sources: None)
+       for kind in ("SimpleRNN", "LSTM", "GRU", "Bidirectional")},
     "TimeDistributed": _time_distributed,
 }
 

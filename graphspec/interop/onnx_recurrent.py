@@ -12,8 +12,9 @@ Gate layouts (the whole difficulty of this file):
   ``activation`` is ``g`` (and ``h`` for the LSTM). graphspec's defaults are sigmoid and
   tanh (``graphspec/ops/recurrent.py``), as ONNX's, but both are always written out.
 
-An activation the ONNX nodes lack (selu) unrolls the layer over time instead
-(``onnx_unrolled``). ``go_backwards`` reverses the input in time and runs forwards, which is exactly what
+An activation the ONNX nodes lack (selu), and a masked call (the nodes take no step
+mask), run the layer step by step instead (``onnx_unrolled``: unrolled, or one Scan over
+a length known only at run time). ``go_backwards`` reverses the input in time and runs forwards, which is exactly what
 graphspec does (its returned sequence is in processing order). Bidirectional runs its
 two layers that way and reverses the backward sequence back before merging, as
 ``graphspec/layers/bidirectional.py``. The initial state is zeros in both.
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .onnx_unrolled import run_unrolled, run_unrolled_masked, unknown_steps_reason
+from .onnx_unrolled import run_scan, run_unrolled, run_unrolled_masked
 
 # graphspec's recurrent activation -> (ONNX name, alpha, beta); None: no ONNX form
 _ACTIVATIONS = {
@@ -43,20 +44,11 @@ def needs_unrolling(layer) -> bool:
 
 
 def recurrent_refusal(layer, node) -> str | None:
-    """A stateful layer cannot be exported (an ONNX graph holds no state from one run to
-    the next); unrolling needs the number of timesteps of the call (the node calls the
-    layer, its Bidirectional, or a TimeDistributed whose steps are the second per-step
-    axis). A masked call is checked by ``onnx_masks.mask_refusal``."""
+    """A stateful layer cannot be exported: an ONNX graph holds no state from one run
+    to the next."""
     if layer.config.get("stateful"):
         return ("it is stateful: its final state becomes the next batch's initial state, "
                 "and an ONNX graph holds no state from one run to the next")
-    if not needs_unrolling(layer):
-        return None
-    shape = node.input_shapes[0] if node.input_shapes else ()
-    if getattr(node.layer, "TYPE", "") == "TimeDistributed":
-        shape = (None,) + tuple(shape[2:])
-    if len(shape) > 1 and shape[1] is None:
-        return unknown_steps_reason(layer)
     return None
 
 
@@ -122,8 +114,14 @@ def run_recurrent(b, layer, x: str, steps, hint: str, mask=None, zero_output=Non
             mask = reverse_time(b, mask, f"{hint}_mask_reversed")
     if mask is not None:
         zero = cfg.get("zero_output_for_mask", False) if zero_output is None else zero_output
+        if steps is None:
+            seq, state = run_scan(b, layer, x, mask, hint, zero)
+            return _scanned_outputs(b, layer, seq, state, hint)
         hs, state = run_unrolled_masked(b, layer, x, mask, steps, hint, zero)
         return _sequence_outputs(b, layer, hs, state, hint)
+    if needs_unrolling(layer) and steps is None:
+        seq, state = run_scan(b, layer, x, None, hint)
+        return _scanned_outputs(b, layer, seq, state, hint)
     if needs_unrolling(layer):
         return _unrolled_outputs(b, layer, x, steps, hint)
     time_major = b.transpose(x, [1, 0, 2], f"{hint}_time_major")
@@ -149,6 +147,17 @@ def run_recurrent(b, layer, x: str, steps, hint: str, mask=None, zero_output=Non
 def _unrolled_outputs(b, layer, x, steps, hint) -> list:
     hs, state = run_unrolled(b, layer, x, steps, hint)
     return _sequence_outputs(b, layer, hs, state, hint)
+
+
+def _scanned_outputs(b, layer, seq, state, hint) -> list:
+    """The graphspec outputs from a Scan's output sequence (batch, T, units)."""
+    if layer.config["return_sequences"]:
+        results = [b.op("Identity", [seq], hint)]
+    else:
+        results = [b.op("Gather", [seq, b.scalar(-1, "int64")], hint, axis=1)]
+    if layer.config["return_state"]:
+        results += [b.op("Identity", [s], f"{hint}_state") for s in state]
+    return results
 
 
 def _sequence_outputs(b, layer, hs, state, hint) -> list:

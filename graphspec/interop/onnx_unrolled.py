@@ -1,10 +1,13 @@
-"""SimpleRNN, LSTM and GRU unrolled over time, for activations ONNX's RNN/LSTM/GRU nodes
-do not offer (selu): one small group of nodes per timestep, the math of
-``graphspec/ops/recurrent.py`` written out with Keras' weight layouts as they are.
+"""SimpleRNN, LSTM and GRU step by step, for what ONNX's RNN/LSTM/GRU nodes do not offer:
+activations they lack (selu) and Keras' step mask (a masked step carries the states
+over). The math of ``graphspec/ops/recurrent.py`` is written out with Keras' weight
+layouts as they are: the input projection of every step is one MatMul; each step adds
+its recurrent MatMul, slices the gate blocks and applies the activations through the
+same table the Dense converter uses.
 
-The number of timesteps must be known when exporting (the spec gives it). The input
-projection of every step is one MatMul; each step adds its recurrent MatMul, slices the
-gate blocks and applies the activations through the same table the Dense converter uses.
+With the number of timesteps known when exporting (the spec gives it) the steps are
+unrolled, one small group of nodes each; otherwise one ONNX Scan runs the same nodes
+as its body over the time axis.
 """
 from __future__ import annotations
 
@@ -144,12 +147,6 @@ def run_unrolled(b, layer, x: str, steps, hint: str) -> tuple:
     return hs, state
 
 
-def masked_steps_reason(layer) -> str:
-    return ("its step mask is applied in a loop unrolled over time (ONNX's recurrent "
-            "nodes take no step mask), which needs a known number of timesteps; give the "
-            "sequence length in the input shape")
-
-
 def run_unrolled_masked(b, layer, x: str, mask: str, steps, hint: str,
                         zero_output: bool) -> tuple:
     """(per-step outputs, final states) of ``layer`` on ``x`` (batch, T, F) with Keras'
@@ -178,3 +175,48 @@ def run_unrolled_masked(b, layer, x: str, mask: str, steps, hint: str,
                         f"{hint}_out{t}")
         outputs.append(previous)
     return outputs, state
+
+
+def run_scan(b, layer, x: str, mask, hint: str, zero_output: bool = False) -> tuple:
+    """The layer over a number of timesteps known only at run time: one ONNX Scan over
+    time whose body is one step (the nodes above, on the step's slice of the input
+    projection and, with a ``mask``, of the mask, applied as :func:`run_unrolled_masked`
+    applies it; the weights are read from the outer graph). Returns ``(the output
+    sequence (batch, T, units), final states)``."""
+    from onnx import TensorProto, helper, numpy_helper
+    cell = _Cell(b, layer, x, hint)
+    size = b.op("Concat", [b.batch_of(x, f"{hint}_batch"), b.i64([layer.config["units"]])],
+                f"{hint}_state_shape", axis=0)
+    zeros = b.op("ConstantOfShape", [size], f"{hint}_zeros",
+                 value=numpy_helper.from_array(np.zeros(1, b.float_dtype)))
+    n_states = 2 if layer.TYPE == "LSTM" else 1
+    outer_nodes, b.nodes = b.nodes, []          # the body's nodes go to their own graph
+    try:
+        states = [b.fresh(f"{hint}_state{i}_in") for i in range(n_states)]
+        previous, x_t, m_t = (b.fresh(f"{hint}_{n}") for n in ("out_in", "x_t", "m_t"))
+        cell.step_input = lambda t: x_t
+        new = _STEPS[layer.TYPE](cell, b, 0, states)
+        if mask is None:
+            held, out = new, new[0]
+        else:
+            keep = b.unsqueeze(m_t, [1], f"{hint}_keep")
+            held = [b.op("Where", [keep, n, s], f"{hint}_held{i}")
+                    for i, (n, s) in enumerate(zip(new, states))]
+            out = b.op("Where", [keep, new[0], b.scalar(0, b.float_dtype) if zero_output
+                                 else previous], f"{hint}_out")
+        held = [b.op("Identity", [h], f"{hint}_state{i}_out") for i, h in enumerate(held)]
+        out, seq = (b.op("Identity", [out], f"{hint}_{n}") for n in ("out", "out_t"))
+        body_nodes = b.nodes
+    finally:
+        b.nodes = outer_nodes
+    value = lambda name, kind=TensorProto.FLOAT: helper.make_tensor_value_info(  # noqa: E731
+        name, kind, None)
+    scanned = [value(x_t)] + ([] if mask is None else [value(m_t, TensorProto.BOOL)])
+    body = helper.make_graph(body_nodes, f"{hint}_step",
+                             [value(s) for s in states] + [value(previous)] + scanned,
+                             [value(h) for h in held] + [value(out), value(seq)])
+    sequences = [cell.proj] + ([] if mask is None else [mask])
+    outs = b.op("Scan", [zeros] * (n_states + 1) + sequences, f"{hint}_scan",
+                outputs=n_states + 2, body=body, num_scan_inputs=len(sequences),
+                scan_input_axes=[1] * len(sequences), scan_output_axes=[1])
+    return outs[-1], outs[:n_states]

@@ -210,3 +210,21 @@ def test_post_norm_masked_attention_is_refused_on_export(tmp_path):
     with pytest.raises(InputError, match=r"cannot be exported to Keras: layer 'attention2' "
                                          r"runs without the mask of 'r'"):
         export_keras(graph, tmp_path / "m.keras")
+
+
+def test_merges_whose_values_depend_on_masks_are_refused(keras, keras_dir, tmp_path):
+    """Keras' Multiply puts 1 at masked steps (Maximum/Minimum: the other input's value)
+    before merging; graphspec merges values as they are: refused both ways, by name."""
+    L = keras.layers
+    tokens = keras.Input((5,), dtype="int32", name="tokens")
+    a = L.Embedding(9, 3, mask_zero=True, name="a")(tokens)
+    b = L.Embedding(9, 3, mask_zero=True, name="b")(tokens)
+    out = L.GlobalAveragePooling1D(name="mean")(L.Multiply(name="product")([a, b]))
+    keras.Model(tokens, out).save(keras_dir / "masked_product.keras")
+    with pytest.raises(InputError, match=r"Multiply layer 'product' merges masked inputs: "
+                                         r"Keras' Multiply replaces their masked steps"):
+        import_keras(str(keras_dir / "masked_product.keras"))
+    spec = MASKED_SPEC.replace("residual: {type: Add}", "residual: {type: Maximum}")
+    with pytest.raises(InputError, match=r"cannot be exported to Keras: Maximum layer "
+                                         r"'residual' merges masked inputs"):
+        export_keras(api.loads(spec, seed=0), tmp_path / "m.keras")

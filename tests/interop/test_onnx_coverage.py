@@ -63,16 +63,15 @@ models:
 
 
 def test_refusal_names_the_layer_and_its_line(tmp_path):
-    path = write_spec(tmp_path, SELU_LSTM)
+    path = write_spec(tmp_path, SELU_LSTM.replace("activation: selu", "stateful: true"))
     graph = graphspec.load(path, seed=0)
     target = tmp_path / "out.onnx"
     with pytest.raises(SpecError) as info:
         to_onnx(graph.models["outer"], path=target)
     assert str(info.value) == (
         f"{path}:9:9: models.inner.calls[0]: LSTM layer 'enc' cannot be exported to ONNX: "
-        "its activations (selu, sigmoid) are not offered by ONNX's recurrent nodes, and "
-        "unrolling them needs a known number of timesteps; give the sequence length in the "
-        "input shape")
+        "it is stateful: its final state becomes the next batch's initial state, and an "
+        "ONNX graph holds no state from one run to the next")
     assert sorted(os.listdir(tmp_path)) == ["spec.yaml"]
 
 
@@ -177,7 +176,7 @@ def test_export_without_model_writes_one_file_per_model(tmp_path):
 
 
 def test_export_refusal_is_one_line_and_writes_nothing(tmp_path):
-    spec = write_spec(tmp_path, SELU_LSTM)
+    spec = write_spec(tmp_path, SELU_LSTM.replace("activation: selu", "stateful: true"))
     _, weights = _weights(tmp_path, spec)
     result = CliRunner().invoke(_export(), [str(spec), "--model", "outer", "--weights",
                                             str(weights), "--format", "onnx",
@@ -216,8 +215,34 @@ def test_weights_over_the_protobuf_limit_are_refused(monkeypatch):
 
 
 def test_only_the_exported_models_calls_are_checked(tmp_path):
-    """enc is called on an unknown length in `inner`, but `fixed` calls it on 4 steps:
-    `fixed` exports (unrolled), `inner` is refused."""
+    """td folds time into the batch, which needs every per-step size: `inner` calls it
+    on steps of unknown size and is refused, `fixed` on known ones and exports."""
+    text = """
+graphspec: 1
+layers:
+  td: {type: TimeDistributed, layer: {type: GlobalAveragePooling1D}}
+models:
+  inner:
+    inputs: {seq: {shape: [4, null, 2]}}
+    calls:
+      - {layer: td, in: seq, out: flat}
+    outputs: [flat]
+  fixed:
+    inputs: {s: {shape: [4, 3, 2]}}
+    calls:
+      - {layer: td, in: s, out: f}
+    outputs: [f]
+"""
+    graph = graphspec.load(write_spec(tmp_path, text), seed=0)
+    to_onnx(graph.models["fixed"])
+    with pytest.raises(SpecError, match=r"calls\[0\]: TimeDistributed layer 'td' cannot be "
+                                        r"exported to ONNX: the per-step shape"):
+        to_onnx(graph.models["inner"])
+
+
+def test_recurrences_of_unknown_length_run_as_an_onnx_scan(tmp_path):
+    """An activation ONNX's recurrent nodes lack (selu): unrolled over known steps,
+    one Scan over time when the length is known only at run time; both as predict."""
     text = SELU_LSTM + """
   fixed:
     inputs:
@@ -227,7 +252,14 @@ def test_only_the_exported_models_calls_are_checked(tmp_path):
     outputs: [e]
 """
     graph = graphspec.load(write_spec(tmp_path, text), seed=0)
-    proto = to_onnx(graph.models["fixed"])
-    assert "LSTM" not in {n.op_type for n in proto.graph.node}
-    with pytest.raises(SpecError, match="unrolling them needs a known number of timesteps"):
-        to_onnx(graph.models["inner"])
+    x = np.random.default_rng(0).standard_normal((3, 4, 2)).astype("float32")
+    for name, key, scan in (("fixed", "s", False), ("inner", "seq", True)):
+        model = graph.models[name]
+        proto = to_onnx(model)
+        assert ("Scan" in {n.op_type for n in proto.graph.node}) is scan
+        assert "LSTM" not in {n.op_type for n in proto.graph.node}
+        got = run_onnxruntime(proto, {key: x})[model.output_names[0]]
+        np.testing.assert_allclose(got, model.predict({key: x})[model.output_names[0]],
+                                   rtol=1e-5, atol=1e-6)
+
+

@@ -120,28 +120,32 @@ models:
     assert report["y"]["ok"], report
 
 
-@pytest.mark.parametrize("layer, where, message", [
-    ("{type: LSTM, name: rnn, units: 3}", "calls[1]",
-     "LSTM layer 'rnn' cannot be exported to ONNX: it uses the mask made by 'emb', but its "
-     "step mask is applied in a loop unrolled over time"),
-    ("{type: Bidirectional, name: bi, layer: {type: GRU, units: 3}}", "calls[1]",
-     "Bidirectional layer 'bi' cannot be exported to ONNX: it uses the mask made by 'emb'"),
+@pytest.mark.parametrize("layer", [
+    "{type: LSTM, name: rnn, units: 3, return_sequences: true}",
+    "{type: Bidirectional, name: bi, layer: {type: GRU, units: 3, return_state: true}}",
+    "{type: SimpleRNN, name: rnn, units: 3, activation: selu, go_backwards: true}",
 ])
-def test_masked_recurrence_of_unknown_length_is_refused(layer, where, message):
+def test_masked_recurrence_of_unknown_length_runs_as_a_scan(layer):
+    """Steps known only at run time: one ONNX Scan over time, the step mask applied in
+    its body as in the unrolled loop."""
     text = f"""
 graphspec: 1
 models:
   m:
     inputs: {{tokens: {{shape: [null], dtype: int32}}}}
     calls:
-      - {{layer: {{type: Embedding, name: emb, input_dim: 9, output_dim: 4,
+      - {{layer: {{type: Embedding, name: emb, input_dim: 20, output_dim: 4,
                   mask_zero: true}}, in: tokens, out: e}}
-      - {{layer: {layer}, in: e, out: y}}
+      - {{layer: {layer}, in: e, out: {"[y, h1, h2]" if "return_state" in layer else "y"}}}
     outputs: [y]
 """
-    with pytest.raises(SpecError, match=message) as info:
-        to_onnx(api.loads(text, seed=0).model())
-    assert where in str(info.value) and "\n" not in str(info.value)
+    model = _graph(text).model()
+    proto = to_onnx(model)
+    assert "Scan" in {n.op_type for n in proto.graph.node}
+    for steps in (7, 3):
+        tokens = {"tokens": feeds()["tokens"][:, :steps]}
+        report = check_against_predict(model, proto, tokens)
+        assert report["y"]["ok"], report
 
 
 def test_stateful_recurrence_is_refused_by_name():
