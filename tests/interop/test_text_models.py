@@ -154,3 +154,25 @@ def test_post_norm_encoder_is_refused_where_keras_loses_the_mask(keras, tmp_path
     graph = cli_import(path, tmp_path)
     feeds = [[t, positions_of(t)] for t in (padded(5, "right"), padded(6, "left"))]
     agree("post-norm encoder, one block (masked)", model, graph, feeds)
+
+
+@pytest.mark.parametrize("which", ["lstm", "bilstm", "encoder"])
+def test_imported_text_models_export_to_onnx(keras, tmp_path, which):
+    """The imported text models carry their masks into ONNX (the recurrences, of a
+    length known only at run time, as one Scan) and onnxruntime gives what predict
+    gives on padded rows."""
+    pytest.importorskip("onnxruntime")
+    from graphspec.interop.onnx_check import check_against_predict
+    from graphspec.interop.onnx_export import to_onnx
+    keras.utils.set_random_seed(10)
+    model = transformer_encoder(keras) if which == "encoder" else \
+        lstm_classifier(keras, which == "bilstm")
+    path = tmp_path / f"{which}.keras"
+    model.save(path)
+    graph = cli_import(path, tmp_path)
+    top = graph.model(model.name)
+    proto = to_onnx(top)
+    tokens = np.concatenate([padded(11, "right", batch=4), padded(12, "left", batch=4)])
+    feeds = [tokens, positions_of(tokens)] if which == "encoder" else [tokens]
+    report = check_against_predict(top, proto, dict(zip(top.input_names, feeds)))
+    assert all(r["ok"] for r in report.values()), report
