@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autodiff.engine import Variable, as_variable, result
+from ..autodiff.engine import Variable, as_variable, is_recording, result
 from .recurrent_base import (RECURRENT_ACTIVATIONS, carry_over, derivative, gate_major,
                              hold_masked, initial_states, input_grad, input_weights,
                              internal_masks, keras_layout, masked_inputs, masked_states,
@@ -131,70 +131,64 @@ def lstm(x, kernel, recurrent_kernel, bias=None, activation="tanh",
     first = 1 if zero_start else 0
     grad_start = wants_grad(starts)
     xm = masked_inputs(xa, mx, dims)
-    act, d_act = RECURRENT_ACTIVATIONS[activation]
-    ract, d_ract = RECURRENT_ACTIVATIONS[recurrent_activation]
+    cell = _LSTMCell(activation, recurrent_activation)
     wa = input_weights(w, b, order, n, dtype)        # (4, F+1, n)
     u4 = gate_major(u, order, n)                     # (4, n, n)
-    fast = recurrent_activation == "sigmoid"         # sigmoid(x) = tanh(x/2)/2 + 1/2
-    one_tanh = fast and activation == "tanh"         # then all four gates are one tanh
-    wa_f = sigmoid_scaled(wa, (0, 1, 2), 4) if fast else wa
-    u4_f = sigmoid_scaled(u4, (0, 1, 2), 4) if fast else u4
+    wa_f = sigmoid_scaled(wa, (0, 1, 2), 4) if cell.fast else wa
+    u4_f = sigmoid_scaled(u4, (0, 1, 2), 4) if cell.fast else u4
+    # Training only (predict skips all of it): the local derivatives, taken in the
+    # forward while each step's block is in cache (one pass each over the whole
+    # sequence afterwards is memory-bound and cost more than the loop itself).
+    train = is_recording() and any(v.requires_grad for v in parents + tuple(starts))
 
     gates = np.matmul(xm, wa_f).reshape(4, steps, batch, n)   # pre-acts, then acts
     hs = np.empty((steps + 1, batch, n), dtype)      # h_0, h_1..h_T
     hs[0] = h0
     cs = np.empty((steps + 1, batch, n), dtype)      # c_0, c_1..c_T
     cs[0] = c0
-    act_c = np.empty((steps, batch, n), dtype)       # act(c_t) of the cell's new c
+    local = np.empty((4, steps, batch, n), dtype) if train else None
+    dh_dc = np.empty((steps, batch, n), dtype) if train else None
     rec = np.empty((4, batch, n), dtype)
     tmp = np.empty((batch, n), dtype)
+    act_c = np.empty((batch, n), dtype)              # act(c_t) of the cell's new c
     for t in range(steps):
         z = gates[:, t]
         if t >= first:
             np.matmul(hs[t] if mh is None else hs[t] * mh, u4_f, out=rec)
             z += rec
-        if one_tanh:
-            np.tanh(z, out=z)
-            to_sigmoid(z[:3])
-        else:
-            if fast:
-                np.tanh(z[:3], out=z[:3])
-                to_sigmoid(z[:3])
-            else:
-                ract(z[:3], z[:3])
-            act(z[3], z[3])
+        cell.activate(z, None if local is None else local[:, t])
         o, i, f, cand = z
         np.multiply(f, cs[t], out=cs[t + 1])
         np.multiply(i, cand, out=tmp)
         cs[t + 1] += tmp
-        act(cs[t + 1], act_c[t])
-        np.multiply(o, act_c[t], out=hs[t + 1])
+        cell.act(cs[t + 1], act_c)
+        np.multiply(o, act_c, out=hs[t + 1])
+        if train:
+            cell.local(local[:, t], dh_dc[t], z, cs[t], act_c)
         hold_masked((hs, cs), t, sm)
+    if not train:
+        return result(pack(hs[1:], [hs[steps], cs[steps]], sm), parents + tuple(starts),
+                      None)
+
+    # the local derivatives of the sigmoid gates are ``cell.scale`` times too large
+    # (see _LSTMCell.activate): folded into the weights their grads meet (exact)
+    scale = cell.scale
+    u4t = np.ascontiguousarray(sigmoid_scaled(u4, (0, 1, 2), 4, scale).transpose(0, 2, 1))
 
     def backward(g):
         gh, (dc,) = unpack(g.astype(dtype, copy=False), steps, sm)
         dc = dc.copy()
-        go, gi, gf, gc = gates
-        # Local derivatives of all timesteps at once; the loop turns them in place into
-        # the pre-activation grads: d_o = local_o * dh, d_{i,f,c} = local_{i,f,c} * dc.
-        d = np.empty((4, steps, batch, n), dtype)
-        derivative(d_ract, gates[:3], d[:3])
-        d[0] *= act_c
-        d[1] *= gc
-        d[2] *= cs[:steps]
-        derivative(d_act, gc, d[3])
-        d[3] *= gi
-        dh_to_dc = derivative(d_act, act_c, np.empty_like(act_c))
-        dh_to_dc *= go
+        gf = gates[2]
+        # the loop turns ``local`` in place into the pre-activation grads:
+        # d_o = local_o * dh, d_{i,f,c} = local_{i,f,c} * dc
         dh = np.empty((batch, n), dtype)
         d_next = np.zeros((batch, n), dtype)
-        u4t = np.ascontiguousarray(u4.transpose(0, 2, 1))
         for t in range(steps - 1, -1, -1):
             np.add(gh[t], d_next, out=dh)
             carry_h, carry_c = carry_over(dh, sm, t), carry_over(dc, sm, t)
-            np.multiply(dh, dh_to_dc[t], out=tmp)
+            np.multiply(dh, dh_dc[t], out=tmp)
             dc += tmp
-            dt = d[:, t]
+            dt = local[:, t]
             np.multiply(dt[0], dh, out=dt[0])
             np.multiply(dt[1:], dc, out=dt[1:])
             if t or grad_start:          # at t = 0: the initial states' gradients
@@ -206,17 +200,78 @@ def lstm(x, kernel, recurrent_kernel, bias=None, activation="tanh",
                 if sm is not None:
                     d_next += carry_h
                     dc += carry_c
-        flat = d.reshape(4, steps * batch, n)
+        flat = local.reshape(4, steps * batch, n)
         d_wa = np.matmul(xm.transpose(0, 2, 1), flat)
         d_u = np.matmul(masked_states(hs[first:steps], mh).transpose(0, 2, 1),
                         flat[:, first * batch:])
-        return tuple([input_grad(x, flat, wa, dims, go_backwards, mx)]
+        if scale != 1:
+            d_wa[:3] *= scale
+            d_u[:3] *= scale
+        return tuple([input_grad(x, flat, sigmoid_scaled(wa, (0, 1, 2), 4, scale), dims,
+                                 go_backwards, mx)]
                      + weight_grads(parents, d_wa, d_u, order, n,
                                     lambda: keras_layout(d_wa[:, -1], order, n))
                      + state_grads(starts, [d_next, dc]))
 
     return result(pack(hs[1:], [hs[steps], cs[steps]], sm), parents + tuple(starts),
                   backward)
+
+
+class _LSTMCell:
+    """The elementwise part of one LSTM step on a gate block ``z`` = ``(4, B, n)``
+    (gates o, i, f, c: the three recurrent-activation gates first, so that they are
+    one contiguous ``z[:3]``)."""
+
+    def __init__(self, activation, recurrent_activation):
+        self.act, self.d_act = RECURRENT_ACTIVATIONS[activation]
+        self.ract, self.d_ract = RECURRENT_ACTIVATIONS[recurrent_activation]
+        # sigmoid(x) = tanh(x/2)/2 + 1/2 (the halving is folded into the weights); with
+        # a tanh candidate all four gates are then one tanh call
+        self.fast = recurrent_activation == "sigmoid"
+        self.one_tanh = self.fast and activation == "tanh"
+        # In the tanh form sigmoid'(x) = (1 - tanh(x/2)^2) / 4: the training forward
+        # keeps 1 - tanh^2 (one pass over all four gates with a tanh candidate) and
+        # the backward puts the 1/4 into the weights its grads meet.
+        self.scale = 0.25 if self.fast else 1.0
+
+    def activate(self, z, d):
+        """Activations of ``z`` in place; with ``d`` (training) also their derivatives
+        from the outputs, the sigmoid gates' ``scale`` times too large."""
+        if self.one_tanh:
+            np.tanh(z, out=z)
+            if d is not None:
+                _one_minus_square(z, d)
+            to_sigmoid(z[:3])
+            return
+        if self.fast:
+            np.tanh(z[:3], out=z[:3])
+            if d is not None:
+                _one_minus_square(z[:3], d[:3])
+            to_sigmoid(z[:3])
+        else:
+            self.ract(z[:3], z[:3])
+            if d is not None:
+                derivative(self.d_ract, z[:3], d[:3])
+        self.act(z[3], z[3])
+        if d is not None:
+            derivative(self.d_act, z[3], d[3])
+
+    def local(self, d, dh_dc, z, c_prev, act_c):
+        """Complete the step's local derivatives ``d`` (``(4, B, n)``, from
+        :meth:`activate`) with the factors the chain rule puts beside them, and
+        ``dh_dc``: how h_t's grad reaches c_t."""
+        o, i, _, cand = z
+        d[0] *= act_c
+        d[1] *= cand
+        d[2] *= c_prev
+        d[3] *= i
+        derivative(self.d_act, act_c, dh_dc)
+        dh_dc *= o
+
+
+def _one_minus_square(y, out):
+    np.multiply(y, y, out=out)
+    np.subtract(1, out, out=out)
 
 
 # -- from packed states to layer outputs ------------------------------------------------------

@@ -262,10 +262,11 @@ def to_sigmoid(v):
     v += 0.5
 
 
-def sigmoid_scaled(weights, rows, gates):
-    """Copy of gate-major ``weights`` with the ``rows`` gates halved (exact in binary)."""
+def sigmoid_scaled(weights, rows, gates, factor=0.5):
+    """Copy of gate-major ``weights`` with the ``rows`` gates times ``factor`` (a power
+    of two: exact in binary); 0.5 by default, the halving of ``sigmoid = tanh(x/2)``."""
     scale = np.ones(gates, weights.dtype)
-    scale[list(rows)] = 0.5
+    scale[list(rows)] = factor
     return weights * scale.reshape((gates,) + (1,) * (weights.ndim - 1))
 
 
