@@ -9,8 +9,9 @@ both sides predict the same batch: warmed up, then the median of several runs.
                                   [--text-batch 256] [--only ResNet50,lstm]
 
 Prints: architecture, max |graphspec - Keras|, that relative to max |Keras output|,
-graphspec ms, Keras ms, graphspec / Keras. Not a test (a few minutes); the same box,
-process and threads for both (torch's own thread count, numpy's BLAS default).
+graphspec ms, Keras ms (medians), graphspec / Keras (the median of per-round ratios,
+one call of each per round, alternating order). Not a test (a few minutes); the same
+box, process and threads for both (torch's own thread count, numpy's BLAS default).
 """
 from __future__ import annotations
 
@@ -29,15 +30,25 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "interop")]
 import numpy as np  # noqa: E402
 
 
-def _timed(fn, runs: int) -> float:
-    fn()                                   # warm up (and a second time: caches, JIT)
-    fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
+def _timed(ours, theirs, runs: int) -> tuple:
+    """Median ms of each, and the median over rounds of the per-round ratio: both warmed
+    up twice, then ``runs`` rounds timing one call of each, alternating which goes first
+    (the box's speed drifts; a round compares the two under the same conditions)."""
+    for fn in (ours, theirs, ours, theirs):
         fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+    times, ratios = ([], []), []
+    for i in range(runs):
+        pair = []
+        for fn in ((ours, theirs) if i % 2 == 0 else (theirs, ours)):
+            start = time.perf_counter()
+            fn()
+            pair.append(time.perf_counter() - start)
+        a, b = pair if i % 2 == 0 else pair[::-1]
+        times[0].append(a)
+        times[1].append(b)
+        ratios.append(a / b)
+    return (1000 * statistics.median(times[0]), 1000 * statistics.median(times[1]),
+            statistics.median(ratios))
 
 
 def _cases(keras, args):
@@ -91,9 +102,9 @@ def measure(keras, make, runs: int, workdir: Path) -> tuple:
     got = np.asarray(top.predict(named)[top.output_names[0]], np.float64)
     diff = float(np.abs(got - want).max())
     rel = diff / float(np.abs(want).max())
-    ours = _timed(lambda: top.predict(named), runs)
-    theirs = _timed(lambda: model.predict(keras_in, batch_size=batch, verbose=0), runs)
-    return diff, rel, ours, theirs
+    return (diff, rel) + _timed(lambda: top.predict(named),
+                                lambda: model.predict(keras_in, batch_size=batch, verbose=0),
+                                runs)
 
 
 def main(argv=None) -> int:
@@ -110,20 +121,22 @@ def main(argv=None) -> int:
     rows = []
     print(f"keras {keras.__version__} ({keras.backend.backend()}), torch "
           f"{torch.__version__} ({torch.get_num_threads()} threads), numpy "
-          f"{np.__version__}; median of {args.runs} runs after 2 warm-up runs")
+          f"{np.__version__}; {args.runs} rounds after 2 warm-up calls of each")
     with tempfile.TemporaryDirectory() as tmp:
         for label, make in _cases(keras, args):
             if wanted and not any(label.lower().startswith(w) for w in wanted):
                 continue
-            diff, rel, ours, theirs = measure(keras, make, args.runs, Path(tmp))
-            rows.append((label, diff, rel, ours, theirs))
+            rows.append((label,) + measure(keras, make, args.runs, Path(tmp)))
             print(f"  done: {label}", file=sys.stderr, flush=True)
     width = max([len(r[0]) for r in rows] + [12])
     print(f"{'architecture'.ljust(width)}  {'max abs diff':>12}  {'max rel diff':>12}  "
           f"{'graphspec ms':>12}  {'keras ms':>9}  {'ratio':>6}")
-    for label, diff, rel, ours, theirs in rows:
+    for label, diff, rel, ours, theirs, ratio in rows:
         print(f"{label.ljust(width)}  {diff:12.2e}  {rel:12.2e}  {ours:12.1f}  "
-              f"{theirs:9.1f}  {ours / theirs:6.2f}")
+              f"{theirs:9.1f}  {ratio:6.2f}")
+    print("ratio: graphspec / Keras, the median over rounds of one call each (alternating "
+          "order); load average " + " ".join(open("/proc/loadavg").read().split()[:3])
+          if os.path.exists("/proc/loadavg") else "")
     return 0
 
 

@@ -90,11 +90,26 @@ def check_exportable(model, batch_size: int | None = None) -> None:
             raise InputError(f"{kind} layer '{layer.name}' is stateful: Keras needs the "
                              "batch size fixed in the model's inputs (batch_shape); give "
                              "it (export_keras(..., batch_size=N))")
-    for each in [model] + [m for m in model.layers() if isinstance(m, Model)]:
+    for each in _models(model):
         conflict = run_time_mask_conflict(each, lambda n: n.layer.TYPE in RECORDS_MASK)
         if conflict:
             raise InputError(f"model '{each.name}' cannot be exported to Keras: "
                              f"{conflict_message(conflict)}")
+
+
+def _models(model, seen=None) -> list:
+    """``model`` and every model it calls (directly or through TimeDistributed), once."""
+    seen = set() if seen is None else seen
+    if id(model) in seen:
+        return []
+    seen.add(id(model))
+    out = [model]
+    for node in model.nodes:
+        inner = getattr(node.layer, "inner", None) \
+            if node.layer.TYPE == "TimeDistributed" else node.layer
+        if isinstance(inner, Model):
+            out += _models(inner, seen)
+    return out
 
 
 # -- Keras' order of a model's layers (ops/function.py map_graph) --------------------------
