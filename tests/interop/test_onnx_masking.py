@@ -12,6 +12,7 @@ from graphspec.errors import SpecError
 from graphspec.interop.onnx_check import check_against_predict
 from graphspec.interop.onnx_export import to_onnx
 
+onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 MASKED = """
@@ -91,7 +92,9 @@ def _graph(text, seed=1):
 def test_masked_model_runs_in_onnxruntime_as_predict(opset):
     graph = _graph(MASKED)
     model = graph.model()
-    report = check_against_predict(model, to_onnx(model, opset=opset), feeds())
+    proto = to_onnx(model, opset=opset)
+    onnx.checker.check_model(proto, full_check=True)
+    report = check_against_predict(model, proto, feeds())
     assert all(r["ok"] for r in report.values()), report
     # the masks change the numbers: the same weights without them do not agree
     plain = _graph(MASKED.replace(", mask_zero: true", ""))
@@ -141,6 +144,7 @@ models:
 """
     model = _graph(text).model()
     proto = to_onnx(model)
+    onnx.checker.check_model(proto, full_check=True)
     assert "Scan" in {n.op_type for n in proto.graph.node}
     for steps in (7, 3):
         tokens = {"tokens": feeds()["tokens"][:, :steps]}
@@ -161,3 +165,28 @@ models:
     with pytest.raises(SpecError, match="GRU layer 'rnn' cannot be exported to ONNX: it is "
                                         "stateful"):
         to_onnx(api.loads(text, seed=0).model())
+
+
+def test_a_fully_masked_row_is_nan_on_both_sides_and_agrees():
+    """Keras' masked mean of a row with every step masked is 0 / 0; graphspec and the
+    exported graph give NaN there too, and the agreement check accepts NaN on both
+    sides (only there)."""
+    from graphspec.interop.onnx_check import agreement
+    text = """
+graphspec: 1
+models:
+  m:
+    inputs: {tokens: {shape: [null], dtype: int32}}
+    calls:
+      - {layer: {type: Embedding, name: emb, input_dim: 9, output_dim: 2, mask_zero: true},
+         in: tokens, out: e}
+      - {layer: {type: GlobalAveragePooling1D, name: mean}, in: e, out: y}
+    outputs: [y]
+"""
+    model = _graph(text).model()
+    tokens = np.array([[0, 0, 0], [1, 0, 2]], "int32")
+    report = check_against_predict(model, to_onnx(model), {"tokens": tokens})
+    assert report["y"]["ok"], report
+    assert np.isnan(model.predict({"tokens": tokens}, allow_nonfinite=True)["y"][0]).all()
+    one_sided = agreement({"y": np.array([np.nan, 1.0])}, {"y": np.array([0.0, 1.0])})
+    assert not one_sided["y"]["ok"]
