@@ -173,10 +173,6 @@ RECORDS_MASK = ("SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
                 "GlobalAveragePooling1D", "Softmax", "BatchNormalization")
 
 
-# Keras merges whose values (not only masks) depend on their inputs' masks.
-VALUE_MASKING_MERGES = ("Multiply", "Maximum", "Minimum")
-
-
 def run_time_mask_conflict(model, recorded) -> tuple | None:
     """Keras 3.15's MultiHeadAttention deletes the masks of the tensors it reads
     (``set_keras_mask(query, None)`` in its ``call``), so a layer that takes its mask at
@@ -184,7 +180,7 @@ def run_time_mask_conflict(model, recorded) -> tuple | None:
     mask, and so do the layers after that one. graphspec propagates masks statically,
     as Keras does while building the model. ``(layer, tensor, attention layer)`` of the
     first layer using a mask where the two differ (then Keras computes other numbers),
-    ``(layer, type, None)`` for a masked merge of ``VALUE_MASKING_MERGES``, else None.
+    else None.
     ``recorded(node)``: whether Keras records that call's mask."""
     # tensor -> label at run time; -> the MultiHeadAttention that cleared its mask (or
     # one before it, for a tensor made from a cleared one)
@@ -199,8 +195,6 @@ def run_time_mask_conflict(model, recorded) -> tuple | None:
         why = (cleared.get(id(differ[0])) or culprit.get(id(differ[0]))) if differ else None
         if getattr(layer, "USES_MASK", False) and differ:
             return layer.name, differ[0].name, why
-        if layer.TYPE in VALUE_MASKING_MERGES and any(ins):
-            return layer.name, layer.TYPE, None
         outs = layer.mask_sources(ins, len(node.output_tensors)) \
             if any(ins) or layer.makes_mask() else [None] * len(node.output_tensors)
         for tensor, label in zip(node.output_tensors, outs):
@@ -215,11 +209,6 @@ def run_time_mask_conflict(model, recorded) -> tuple | None:
 
 def conflict_message(conflict) -> str:
     layer, tensor, attention = conflict
-    if attention is None:
-        return (f"{tensor} layer '{layer}' merges masked inputs: Keras' {tensor} replaces "
-                "their masked steps (by 1 in Multiply, by the other inputs' values in "
-                "Maximum and Minimum) before it merges, graphspec merges the values as "
-                "they are; the two would compute different numbers")
     return (f"layer '{layer}' runs without the mask of '{tensor}' in Keras 3.15 but with "
             f"it in graphspec: Keras' MultiHeadAttention '{attention}' deletes the masks "
             "of the tensors it reads, and layers reading them after it (at run time) lose "

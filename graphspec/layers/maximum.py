@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from .. import ops
-from .merging import ElementwiseMerge
+from .merging import MaskedExtremum
 
 
-class Maximum(ElementwiseMerge):
+class Maximum(MaskedExtremum):
     TYPE = "Maximum"
     DOC = "Elementwise maximum of its inputs."
     OP = staticmethod(ops.maximum)

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from .. import ops
-from .merging import ElementwiseMerge
+from .merging import MaskedExtremum
 
 
-class Minimum(ElementwiseMerge):
+class Minimum(MaskedExtremum):
     TYPE = "Minimum"
     DOC = "Elementwise minimum of its inputs."
     OP = staticmethod(ops.minimum)

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from .. import ops
-from .merging import ElementwiseMerge
+from .merging import MaskedProduct
 
 
-class Multiply(ElementwiseMerge):
+class Multiply(MaskedProduct):
     TYPE = "Multiply"
     DOC = "Multiplies its inputs elementwise."
     OP = staticmethod(ops.mul)

@@ -212,19 +212,29 @@ def test_post_norm_masked_attention_is_refused_on_export(tmp_path):
         export_keras(graph, tmp_path / "m.keras")
 
 
-def test_merges_whose_values_depend_on_masks_are_refused(keras, keras_dir, tmp_path):
+def test_merges_whose_values_depend_on_masks_agree_both_ways(keras, keras_dir, tmp_path):
     """Keras' Multiply puts 1 at masked steps (Maximum/Minimum: the other input's value)
-    before merging; graphspec merges values as they are: refused both ways, by name."""
+    before merging, and so does graphspec: imported and exported, the same numbers."""
     L = keras.layers
-    tokens = keras.Input((5,), dtype="int32", name="tokens")
-    a = L.Embedding(9, 3, mask_zero=True, name="a")(tokens)
-    b = L.Embedding(9, 3, mask_zero=True, name="b")(tokens)
-    out = L.GlobalAveragePooling1D(name="mean")(L.Multiply(name="product")([a, b]))
-    keras.Model(tokens, out).save(keras_dir / "masked_product.keras")
-    with pytest.raises(InputError, match=r"Multiply layer 'product' merges masked inputs: "
-                                         r"Keras' Multiply replaces their masked steps"):
-        import_keras(str(keras_dir / "masked_product.keras"))
+    tokens = keras.Input((9,), dtype="int32", name="tokens")
+    a = L.Embedding(30, 3, mask_zero=True, name="a")(tokens)
+    b = L.Embedding(30, 3, mask_zero=True, name="b")(tokens)
+    c = L.Embedding(30, 3, name="c")(tokens)
+    product = L.Multiply(name="product")([a, b])
+    top = L.Maximum(name="top")([product, c])
+    out = L.GlobalAveragePooling1D(name="mean")(L.Minimum(name="low")([top, a]))
+    keras_model = keras.Model(tokens, out)
+    model, _ = imported(keras_model, keras_dir / "masked_merges.keras")
+    feeds = tokens_with_padding(7)
+    compare_outputs("masked Multiply/Maximum/Minimum", [keras_model.predict(feeds, verbose=0)],
+                    [model.predict(feeds)[model.output_names[0]]])
     spec = MASKED_SPEC.replace("residual: {type: Add}", "residual: {type: Maximum}")
-    with pytest.raises(InputError, match=r"cannot be exported to Keras: Maximum layer "
-                                         r"'residual' merges masked inputs"):
-        export_keras(api.loads(spec, seed=0), tmp_path / "m.keras")
+    graph = api.loads(spec, seed=0)
+    export_keras(graph, tmp_path / "m.keras")
+    exported = keras.saving.load_model(tmp_path / "m.keras")
+    rng = np.random.default_rng(4)
+    feats = rng.standard_normal((6, 9, 2)).astype("float32")
+    feats[0, :3] = 0.0
+    feeds = {"tokens": tokens_with_padding(5), "feats": feats}
+    compare_outputs("masked Maximum -> .keras", [exported.predict(feeds, verbose=0)],
+                    [graph.model().predict(feeds)["probs"]])
