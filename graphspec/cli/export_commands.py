@@ -18,9 +18,9 @@ def _export_onnx(graph, path, model_name, opset=None):
     return export_onnx(graph, path, model_name, opset=opset)
 
 
-def _export_keras(graph, path, model_name):
+def _export_keras(graph, path, model_name, batch_size=None):
     from ..interop.keras_export import export_keras
-    return export_keras(graph, path, model_name)
+    return export_keras(graph, path, model_name, batch_size=batch_size)
 
 
 # format -> (exporter, default extension, what the format is); an exporter takes
@@ -49,13 +49,16 @@ EXPORTERS = {
               help="File to write (per model: out.MODEL.onnx when several are exported).")
 @click.option("--opset", type=int, default=None,
               help="ONNX opset (13 to 21; default 17). Only with --format onnx.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Keras only: the batch size written into the inputs' batch_shape "
+                   "(stateful recurrent layers need a fixed one).")
 @click.option("--check", "check_rows", type=click.IntRange(min=1), default=None,
               metavar="ROWS",
               help="After writing, run each file in onnxruntime on ROWS random input rows "
                    "and print its largest difference from predict.")
 @set_option
 @friendly_errors
-def export(spec, model_name, weights, fmt, output, opset, check_rows, params):
+def export(spec, model_name, weights, fmt, output, opset, batch_size, check_rows, params):
     """Export a model with its weights to another format (ONNX, Keras).
 
     ONNX is inference only: Dropout is the identity, BatchNormalization uses its moving
@@ -73,6 +76,9 @@ def export(spec, model_name, weights, fmt, output, opset, check_rows, params):
     """
     if opset is not None and fmt != "onnx":
         raise click.BadParameter("--opset applies to --format onnx only", param_hint="--opset")
+    if batch_size is not None and fmt != "keras":
+        raise click.BadParameter("--batch-size applies to --format keras only (an ONNX "
+                                 "file keeps the batch axis free)", param_hint="--batch-size")
     if check_rows and fmt != "onnx":
         raise click.BadParameter("--check runs ONNX files in onnxruntime; for --format keras "
                                  "load the file with keras.saving.load_model", param_hint="--check")
@@ -90,7 +96,7 @@ def export(spec, model_name, weights, fmt, output, opset, check_rows, params):
     targets = [path for _, path in export_targets(graph, output, model_name, extension)]
     guard_outputs({"-o": targets}, {"SPEC": spec, "--weights": weights})
     fill_weights(graph, None, weights)
-    options = {"opset": opset} if fmt == "onnx" else {}
+    options = {"opset": opset} if fmt == "onnx" else {"batch_size": batch_size}
     written = exporter(graph, output, model_name, **options)
     for name, path in written:
         click.echo(f"wrote {path} (model '{name}', {fmt})")

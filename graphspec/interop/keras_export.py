@@ -89,7 +89,8 @@ def check_exportable(model, batch_size: int | None = None) -> None:
         if layer.config.get("stateful") and batch_size is None:
             raise InputError(f"{kind} layer '{layer.name}' is stateful: Keras needs the "
                              "batch size fixed in the model's inputs (batch_shape); give "
-                             "it (export_keras(..., batch_size=N))")
+                             "it: graphspec export --format keras --batch-size N "
+                             "(export_keras(..., batch_size=N))")
     for each in _models(model):
         conflict = run_time_mask_conflict(each, lambda n: n.layer.TYPE in RECORDS_MASK)
         if conflict:

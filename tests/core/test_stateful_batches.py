@@ -55,3 +55,24 @@ def test_the_dask_engine_refuses_stateful_models():
     from graphspec.engines import dask_engine
     with pytest.raises(InputError, match="run it with the embedded engine"):
         dask_engine.predict(model(), {"x": X}, batch_size=4, client=object())
+
+
+def test_export_keras_takes_the_batch_size_a_stateful_model_needs(tmp_path):
+    pytest.importorskip("keras")
+    from click.testing import CliRunner
+
+    from graphspec.cli import main
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SPEC)
+    runner = CliRunner()
+    assert runner.invoke(main, ["build", str(spec), "--seed", "0", "-o",
+                                str(tmp_path / "w.npz")]).exit_code == 0
+    args = ["export", str(spec), "--weights", str(tmp_path / "w.npz"), "--format", "keras"]
+    refused = runner.invoke(main, args + ["-o", str(tmp_path / "m.keras")])
+    assert refused.exit_code == 1 and "--batch-size N" in refused.output
+    done = runner.invoke(main, args + ["--batch-size", "4", "-o", str(tmp_path / "m.keras")])
+    assert done.exit_code == 0, done.output
+    wrong = runner.invoke(main, ["export", str(spec), "--weights", str(tmp_path / "w.npz"),
+                                 "--format", "onnx", "--batch-size", "4",
+                                 "-o", str(tmp_path / "m.onnx")])
+    assert wrong.exit_code == 2 and "--batch-size applies to --format keras only" in wrong.output
