@@ -52,11 +52,7 @@ def batch_norm_train(x, gamma, beta, axis, epsilon):
     var = (xc * xc).mean(axis=red, keepdims=True)
     inv = 1.0 / np.sqrt(var + dtype.type(epsilon))
     xhat = xc * inv
-    g_arr = _param(gamma, dtype, bshape) if gamma is not None else None
-    out = xhat * g_arr if g_arr is not None else xhat
-    if beta is not None:
-        out = out + _param(beta, dtype, bshape)
-    parents = [p for p in (x, gamma, beta) if p is not None]
+    g_arr, out, parents = _scale_shift(x, xhat, gamma, beta, bshape)
 
     def backward(g):
         grads = []
@@ -69,6 +65,16 @@ def batch_norm_train(x, gamma, beta, axis, epsilon):
             grads.append(None)
         return grads + _affine_grads(g, xhat, red, gamma, beta)
     return result(out, parents, backward), mean.reshape(-1), var.reshape(-1)
+
+
+def _scale_shift(x, xhat, gamma, beta, bshape):
+    """``(gamma as an array or None, xhat * gamma + beta, the op's parents)``."""
+    dtype = xhat.dtype
+    g_arr = _param(gamma, dtype, bshape) if gamma is not None else None
+    out = xhat * g_arr if g_arr is not None else xhat
+    if beta is not None:
+        out = out + _param(beta, dtype, bshape)
+    return g_arr, out, [p for p in (x, gamma, beta) if p is not None]
 
 
 # Keras' backend.epsilon(), added to the unmasked count in the masked moments.
@@ -90,11 +96,7 @@ def batch_norm_train_masked(x, gamma, beta, axis, epsilon, keep):
     var = (w * xc * xc).sum(axis=red, keepdims=True) / d
     inv = 1.0 / np.sqrt(var + dtype.type(epsilon))
     xhat = xc * inv
-    g_arr = _param(gamma, dtype, bshape) if gamma is not None else None
-    out = xhat * g_arr if g_arr is not None else xhat
-    if beta is not None:
-        out = out + _param(beta, dtype, bshape)
-    parents = [p for p in (x, gamma, beta) if p is not None]
+    g_arr, out, parents = _scale_shift(x, xhat, gamma, beta, bshape)
 
     def backward(g):
         grads = [None]
