@@ -16,11 +16,14 @@ convolution only) pads ``(k-1)*d`` before.
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..autodiff.engine import Variable, as_variable, is_recording, result
 from ..errors import ShapeError
+from .threads import run_split, split_map
 
 PADDINGS = ("valid", "same", "causal")
 
@@ -166,15 +169,16 @@ def _conv2d_arrays(x, kernel, bias, strides, padding, dilation, relu, need):
             kernel2 = np.concatenate([kernel2, bias.reshape(1, filters).astype(
                 kernel2.dtype, copy=False)])
         out = cols @ kernel2
-    if relu:
-        np.maximum(out, 0, out=out)
     out = out.reshape((batch,) + out_hw + (filters,))
+    if relu:
+        split_map(np.maximum, out, out, out.dtype.type(0))
+        _mark_relu_output(out)
     padded_shape = xp.shape
     saved_cols = cols if need[1] else None     # only the kernel gradient needs them
 
     def backward(g):
-        if relu:
-            g = g * (out > 0)
+        if relu and not _is_relu_masked(g):
+            g = _relu_mask(g, out)
         g2 = g.reshape(-1, filters)
         gx = gk = gb = None
         if need[1]:
@@ -199,6 +203,16 @@ def _conv2d_arrays(x, kernel, bias, strides, padding, dilation, relu, need):
             gx = _crop(gxp, pads, x.shape)
         return gx, gk, gb
     return out, backward
+
+
+def _relu_mask(g, out):
+    """``g * (out > 0)`` into a fresh array (``g`` may be shared), split across cores."""
+    masked = np.empty(g.shape, dtype=g.dtype)
+
+    def work(start, stop):
+        np.multiply(g[start:stop], out[start:stop] > 0, out=masked[start:stop])
+    run_split(work, g.shape[0], g.size)
+    return masked
 
 
 def _grouped_arrays(x, kernel, bias, strides, padding, dilation, relu, need, groups):
@@ -295,25 +309,30 @@ def _pool_setup(x, pool_size, strides, padding, what):
 
 
 def _scatter_taps(padded_shape, taps, pool, strides, out_hw, values, dtype):
-    """Gradient of the padded input: tap ``t``'s contribution ``values(t)`` added at the
-    elements that tap read. Non-overlapping windows are written, not added, and the
-    array is only zeroed when the windows leave some elements unread."""
+    """Gradient of the padded input: tap ``t``'s contribution ``values(t, start, stop)``
+    (for the images ``start:stop``) added at the elements that tap read, the batch
+    split across cores. Non-overlapping windows are written, not added, and the array
+    is only zeroed when the windows leave some elements unread."""
     overlap = _overlapping(pool, strides)
     tiles = not overlap and all(k == s for k, s in zip(pool, strides)) and \
         padded_shape[1] == out_hw[0] * pool[0] and padded_shape[2] == out_hw[1] * pool[1]
     grad = (np.empty if tiles else np.zeros)(padded_shape, dtype=dtype)
-    for t, (_, _, (rows, columns)) in enumerate(taps):
-        target = grad[:, rows, columns, :]
-        if overlap:
-            target += values(t)
-        else:
-            values(t, out=target)
+
+    def scatter(start, stop):
+        for t, (_, _, (rows, columns)) in enumerate(taps):
+            target = grad[start:stop, rows, columns]
+            if overlap:
+                target += values(t, start, stop)
+            else:
+                values(t, start, stop, out=target)
+    run_split(scatter, padded_shape[0], int(np.prod(padded_shape)))
     return grad
 
 
 def max_pool2d(x, pool_size=2, strides=None, padding="valid") -> Variable:
     """Max over windows; 'same' padding never wins (pads with -inf). The gradient goes to
-    the first maximum of each window in row-major order (as TensorFlow and PyTorch)."""
+    the first maximum of each window in row-major order (as TensorFlow and PyTorch).
+    Forward and backward split the batch across cores (``ops.threads``)."""
     x = as_variable(x)
     pool, strides, pads, out_hw = _pool_setup(x, pool_size, strides, padding, "max_pool2d")
     dtype = x.dtype
@@ -322,27 +341,69 @@ def max_pool2d(x, pool_size=2, strides=None, padding="valid") -> Variable:
     taps = list(_taps(pool, strides, (1, 1), out_hw))
     track = is_recording() and x.requires_grad
     index_type = np.uint8 if len(taps) < 256 else np.int32
-    out = xp[:, taps[0][2][0], taps[0][2][1], :].copy()
+    out = np.empty((xp.shape[0],) + out_hw + (xp.shape[3],), dtype=dtype)
     # Which tap holds each window's maximum: the last tap that beat the running maximum,
     # and as taps are numbered upwards that is the largest such number.
     index = np.zeros(out.shape, dtype=index_type) if track else None
-    for t, (_, _, (rows, columns)) in enumerate(taps[1:], start=1):
-        window = xp[:, rows, columns, :]
-        if track:
-            better = np.greater(window, out).view(np.uint8).astype(index_type, copy=False)
-            better *= index_type(t)
-            np.maximum(index, better, out=index)
-        np.maximum(out, window, out=out)
+
+    def forward(start, stop):
+        images, maxima = xp[start:stop], out[start:stop]
+        np.copyto(maxima, images[:, taps[0][2][0], taps[0][2][1]])
+        for t, (_, _, (rows, columns)) in enumerate(taps[1:], start=1):
+            window = images[:, rows, columns]
+            if track:
+                better = np.greater(window, maxima).view(np.uint8).astype(index_type,
+                                                                          copy=False)
+                better *= index_type(t)
+                np.maximum(index[start:stop], better, out=index[start:stop])
+            np.maximum(maxima, window, out=maxima)
+    run_split(forward, xp.shape[0], xp.size)
     if not track:
         return result(out, (x,), None)
     padded_shape = xp.shape
+    # A ReLU output's gradient is masked by ``output > 0`` in its producer's backward;
+    # here that mask costs a quarter of the pass (``maximum > 0`` for the element each
+    # window routes to), and the producer is told so (see ``_RELU_OUTPUTS``).
+    after_relu = _is_relu_output(x.data)
 
     def backward(g):
-        def routed(t, out=None):
-            return np.multiply(g, index == t, out=out)
+        if after_relu:
+            g = _relu_mask(g, out)
+
+        def routed(t, start, stop, out=None):
+            return np.multiply(g[start:stop], index[start:stop] == t, out=out)
         grad = _scatter_taps(padded_shape, taps, pool, strides, out_hw, routed, g.dtype)
-        return (_crop(grad, pads, x.shape),)
+        grad = _crop(grad, pads, x.shape)
+        if after_relu:
+            _mark_relu_masked(grad)
+        return (grad,)
     return result(out, (x,), backward)
+
+
+# -- ReLU outputs feeding a max pool --------------------------------------------------
+# A convolution with a fused ReLU registers its output array; a max pool reading such an
+# array masks its (4x smaller) gradient by ``maximum > 0`` and registers the gradient it
+# returns; the convolution's backward then skips its own full-size ``g * (out > 0)``
+# (every element it would zero is zero already). Keyed by id with the array itself as
+# a weak value, so a recycled id never matches a different array.
+_RELU_OUTPUTS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_RELU_MASKED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _mark_relu_output(array) -> None:
+    _RELU_OUTPUTS[id(array)] = array
+
+
+def _is_relu_output(array) -> bool:
+    return _RELU_OUTPUTS.get(id(array)) is array
+
+
+def _mark_relu_masked(grad) -> None:
+    _RELU_MASKED[id(grad)] = grad
+
+
+def _is_relu_masked(grad) -> bool:
+    return _RELU_MASKED.get(id(grad)) is grad
 
 
 def _window_counts(length, kernel, stride, pads, out):
@@ -378,10 +439,10 @@ def avg_pool2d(x, pool_size=2, strides=None, padding="valid") -> Variable:
     def backward(g):
         share = g / count
 
-        def spread(t, out=None):
+        def spread(t, start, stop, out=None):
             if out is None:
-                return share
-            out[...] = share
+                return share[start:stop]
+            out[...] = share[start:stop]
             return out
         grad = _scatter_taps(padded_shape, taps, pool, strides, out_hw, spread, share.dtype)
         return (_crop(grad, pads, x.shape),)

@@ -1,0 +1,74 @@
+"""The split pool (ops/threads.py): results are bit-identical with and without
+threads, errors in a helper reach the caller, small passes are never split."""
+import numpy as np
+import pytest
+
+from graphspec import ops
+from graphspec.autodiff import Variable, backward, recording
+from graphspec.ops.conv import conv2d, max_pool2d
+from graphspec.ops import threads
+
+
+def _run_cnn_step(rng_seed=0):
+    """Conv(relu) -> max pool -> conv(relu) -> avg of squares: forward and gradients."""
+    rng = np.random.default_rng(rng_seed)
+    x = Variable(rng.standard_normal((6, 12, 12, 3)).astype(np.float32), requires_grad=True)
+    k1 = Variable(rng.standard_normal((3, 3, 3, 8)).astype(np.float32), requires_grad=True)
+    b1 = Variable(rng.standard_normal(8).astype(np.float32), requires_grad=True)
+    k2 = Variable(rng.standard_normal((3, 3, 8, 4)).astype(np.float32), requires_grad=True)
+    with recording():
+        h = conv2d(x, k1, b1, activation="relu")
+        p = max_pool2d(h, 2)
+        y = conv2d(p, k2, None, activation="relu")
+        loss = ops.mean(ops.mul(y, y))
+    backward(loss)
+    return [y.data, x.grad, k1.grad, b1.grad, k2.grad]
+
+
+@pytest.fixture
+def split_everything(monkeypatch):
+    """Split every pass with at least two rows into two parts."""
+    monkeypatch.setattr(threads, "MIN_ELEMENTS", 2)
+    monkeypatch.setattr(threads._POOL, "parts", 2)
+
+
+def test_threaded_and_unthreaded_results_are_bit_identical(monkeypatch):
+    monkeypatch.setattr(threads._POOL, "parts", 1)
+    alone = _run_cnn_step()
+    monkeypatch.setattr(threads, "MIN_ELEMENTS", 2)
+    monkeypatch.setattr(threads._POOL, "parts", 2)
+    split = _run_cnn_step()
+    for a, b in zip(alone, split):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
+def test_split_covers_every_row_once(split_everything):
+    seen = np.zeros(7, int)
+
+    def work(start, stop):
+        seen[start:stop] += 1
+    threads.run_split(work, 7, 1 << 30)
+    assert seen.tolist() == [1] * 7
+
+
+def test_an_error_in_the_helper_reaches_the_caller(split_everything):
+    def work(start, stop):
+        if start > 0:
+            raise ValueError("helper part failed")
+    with pytest.raises(ValueError, match="helper part failed"):
+        threads.run_split(work, 4, 1 << 30)
+    threads.run_split(lambda a, b: None, 4, 1 << 30)     # the pool still works
+
+
+def test_small_passes_are_not_split():
+    calls = []
+    threads.run_split(lambda a, b: calls.append((a, b)), 10, threads.MIN_ELEMENTS - 1)
+    assert calls == [(0, 10)]
+
+
+def test_split_map_broadcasts_lower_rank_inputs(split_everything):
+    a = np.arange(12.0).reshape(4, 3)
+    out = np.empty_like(a)
+    threads.split_map(np.add, out, a, np.array([10.0, 20.0, 30.0]))
+    np.testing.assert_array_equal(out, a + [10.0, 20.0, 30.0])
