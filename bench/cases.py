@@ -138,6 +138,8 @@ def mlp(ctx: Context) -> None:
     timings = alternate(fns, ctx.budget, block_seconds=ctx.block)
     report.timings(name, "predict", timings)
     _ratios(report, name, "predict", timings)
+    if torch:
+        report.target("MLP predict / PyTorch", _r(timings, "graphspec", "torch"), 1.0)
     print()
 
 
@@ -200,7 +202,7 @@ def cnn(ctx: Context) -> None:
     report.timings(name, "train step", timings)
     _ratios(report, name, "train", timings)
     if torch:
-        report.target("CNN train step / PyTorch", _r(timings, "graphspec", "torch"), 1.3)
+        report.target("CNN train step / PyTorch", _r(timings, "graphspec", "torch"), 1.0)
     p_next = _cycle([d["image"] for d in data])
     fns = {"graphspec": lambda: model.predict(p_next())}
     if torch:
@@ -209,6 +211,8 @@ def cnn(ctx: Context) -> None:
     timings = alternate(fns, ctx.budget / 2, block_seconds=ctx.block)
     report.timings(name, "predict", timings)
     _ratios(report, name, "predict", timings)
+    if torch:
+        report.target("CNN predict / PyTorch", _r(timings, "graphspec", "torch"), 1.0)
     print()
 
 
@@ -355,6 +359,10 @@ def _measure_step(spec, model_name, data):
     from graphspec.autodiff import Variable, recording
     from graphspec.layers.base import CallContext
 
+    # Load once untraced: the first load in a process builds module-level caches (the
+    # schema validator) that would otherwise count as the step's memory when this
+    # benchmark runs alone (MLP 2.15x alone, 1.24x after the others).
+    graphspec.load(os.path.join(SPECS, spec), seed=0)
     gc.collect()
     tracemalloc.start()
     try:
@@ -406,7 +414,12 @@ def memory(ctx: Context) -> None:
         print(f"     {label:<6}{row['peak_bytes'] / 1e6:>10.2f}"
               f"{row['accounted_bytes'] / 1e6:>14.2f}{row['ratio']:>8.2f}   ({parts})")
         report.benchmarks[name][label] = row
-        report.target(f"{label} train step peak memory / accounted sum", row["ratio"], 1.5)
+        # The CNN's floor: every activation is held until the step ends, and the
+        # gradient of the largest one (conv_1's output, 5.5 MB of 10.3) must exist
+        # beside it while the first max pool's backward writes it (1.5x); patch-matrix
+        # chunks, pooling indices and the next gradient sit on top.
+        limit = {"MLP": 1.5, "CNN": 1.8}.get(label, 1.5)
+        report.target(f"{label} train step peak memory / accounted sum", row["ratio"], limit)
     print()
 
 

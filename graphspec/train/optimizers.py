@@ -41,6 +41,7 @@ import math
 import numpy as np
 
 from ..errors import InputError, SpecError
+from ..ops.threads import run_split
 
 _PREFIX = "optimizer/"
 _NUMBER = {"type": "number"}
@@ -321,24 +322,40 @@ class Adam(Optimizer):
         step = self.iterations + 1
         alpha = lr * math.sqrt(1 - beta_2 ** step) / (1 - beta_1 ** step)
         m, v = slots["momentum"], slots["velocity"]
-        # in place through one scratch buffer: no weight-sized temporaries per step
+        v_hat = slots["velocity_hat"] if self.config["amsgrad"] else None
         tmp = self._scratch(w)
-        np.subtract(g, m, out=tmp)            # m += (g - m) * (1 - b1)
-        tmp *= 1 - beta_1
-        m += tmp
-        np.multiply(g, g, out=tmp)            # v += (g * g - v) * (1 - b2)
-        tmp -= v
-        tmp *= 1 - beta_2
-        v += tmp
-        if self.config["amsgrad"]:
-            v_hat = slots["velocity_hat"]
-            np.maximum(v_hat, v, out=v_hat)
-            v = v_hat
-        np.sqrt(v, out=tmp)                   # w -= alpha * m / (sqrt(v) + eps)
-        tmp += self.config["epsilon"]
-        np.divide(m, tmp, out=tmp)
-        tmp *= alpha
-        w -= tmp
+        epsilon = self.config["epsilon"]
+
+        def rows(start, stop):
+            part = slice(start, stop)
+            _adam_rows(w[part], g[part], m[part], v[part],
+                       None if v_hat is None else v_hat[part], tmp[part],
+                       beta_1, beta_2, alpha, epsilon)
+        if w.ndim == 0:
+            _adam_rows(w, g, m, v, v_hat, tmp, beta_1, beta_2, alpha, epsilon)
+        else:   # ~10 passes per element: large weights split across cores
+            run_split(rows, w.shape[0], w.size * 10)
+
+
+def _adam_rows(w, g, m, v, v_hat, tmp, beta_1, beta_2, alpha, epsilon):
+    """One Adam update of (rows of) a weight, in place through the scratch ``tmp``: no
+    weight-sized temporaries per step, and each element computed the same way whichever
+    rows are updated together."""
+    np.subtract(g, m, out=tmp)            # m += (g - m) * (1 - b1)
+    tmp *= 1 - beta_1
+    m += tmp
+    np.multiply(g, g, out=tmp)            # v += (g * g - v) * (1 - b2)
+    tmp -= v
+    tmp *= 1 - beta_2
+    v += tmp
+    if v_hat is not None:                 # AMSGrad
+        np.maximum(v_hat, v, out=v_hat)
+        v = v_hat
+    np.sqrt(v, out=tmp)                   # w -= alpha * m / (sqrt(v) + eps)
+    tmp += epsilon
+    np.divide(m, tmp, out=tmp)
+    tmp *= alpha
+    w -= tmp
 
 
 OPTIMIZERS = {cls.TYPE: cls for cls in (SGD, RMSprop, Adam)}

@@ -96,3 +96,25 @@ def _conv_grads():
         loss = ops.sum_(ops.mul(y, y))
     backward(loss)
     return [y.data, x.grad, k.grad, b.grad]
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_adam_updates_are_bit_identical_split_or_not(monkeypatch, amsgrad):
+    from graphspec.train.optimizers import Adam
+
+    def three_steps():
+        rng = np.random.default_rng(5)
+        w = Variable(rng.standard_normal((9, 4)).astype(np.float32), requires_grad=True)
+        b = Variable(rng.standard_normal(4).astype(np.float32), requires_grad=True)
+        opt = Adam(learning_rate=0.01, amsgrad=amsgrad)
+        for _ in range(3):
+            w.grad = rng.standard_normal(w.shape).astype(np.float32)
+            b.grad = rng.standard_normal(b.shape).astype(np.float32)
+            opt.apply([("w", w), ("b", b)])
+        return w.data, b.data
+    monkeypatch.setattr(threads._POOL, "parts", 1)
+    alone = three_steps()
+    monkeypatch.setattr(threads, "MIN_ELEMENTS", 2)
+    monkeypatch.setattr(threads._POOL, "parts", 2)
+    for a, b in zip(alone, three_steps()):
+        np.testing.assert_array_equal(a, b)
