@@ -6,7 +6,7 @@ file also holds the base class the other window-pooling layers share.
 """
 from __future__ import annotations
 
-from ..ops.conv import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
+from ..ops.pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
 from .base import Layer, single_shape
 from .conv2d import int_or_tuple, layer_tuple, optional_int_or_tuple, spatial_output
 from .data_format import data_format_aware

@@ -5,7 +5,8 @@ import pytest
 
 from graphspec import ops
 from graphspec.autodiff import Variable, backward, recording
-from graphspec.ops.conv import conv2d, max_pool2d
+from graphspec.ops.conv import conv2d
+from graphspec.ops.pooling import max_pool2d
 from graphspec.ops import threads
 
 
