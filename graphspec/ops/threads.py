@@ -18,7 +18,9 @@ nested or concurrent call (another thread already using the pool) runs unsplit.
 """
 from __future__ import annotations
 
+import itertools
 import os
+import queue
 import threading
 
 # Below this many elements per pass the hand-off costs more than the second core
@@ -37,38 +39,45 @@ def _wanted_threads() -> int:
     return max(1, min(cores, 4))   # beyond 4 parts memory bandwidth, not cores, limits
 
 
+class _Job:
+    """One split pass: fixed row ranges claimed one at a time by whichever thread is
+    free. The caller claims ranges too and waits only for ranges a helper has already
+    claimed, so a helper the OS has not scheduled yet (a loaded box) costs nothing: it
+    finds the ranges gone when it wakes."""
+
+    def __init__(self, work, ranges):
+        self.work, self.ranges = work, ranges
+        self.claims = itertools.count()           # next() is atomic under the GIL
+        self.lock = threading.Lock()
+        self.finished = 0
+        self.all_done = threading.Event()
+        self.error = None
+
+    def run(self) -> None:
+        while True:
+            k = next(self.claims)
+            if k >= len(self.ranges):
+                return
+            try:
+                self.work(*self.ranges[k])
+            except BaseException as exc:      # handed to the caller
+                self.error = self.error or exc
+            with self.lock:
+                self.finished += 1
+                if self.finished == len(self.ranges):
+                    self.all_done.set()
+
+
 class _Helper:
-    """One daemon thread running the callables handed to it, one at a time."""
+    """One daemon thread running the jobs queued for it."""
 
     def __init__(self):
-        self.ready = threading.Event()
-        self.done = threading.Event()
-        self.job = None
-        self.error = None
+        self.jobs = queue.SimpleQueue()
         threading.Thread(target=self._loop, name="graphspec-split", daemon=True).start()
 
     def _loop(self):
         while True:
-            self.ready.wait()
-            self.ready.clear()
-            try:
-                self.job()
-            except BaseException as exc:   # handed back to the caller by wait()
-                self.error = exc
-            self.job = None
-            self.done.set()
-
-    def start(self, job):
-        self.error = None
-        self.done.clear()
-        self.job = job
-        self.ready.set()
-
-    def wait(self):
-        self.done.wait()
-        error, self.error = self.error, None
-        if error is not None:
-            raise error
+            self.jobs.get().run()
 
 
 class _Pool:
@@ -92,10 +101,12 @@ class _Pool:
 
 
 _POOL = _Pool()
+RANGES_PER_THREAD = 2     # a late helper's share is taken over by the others
 
 
 def parts_for(elements: int, rows: int) -> int:
-    """How many parts a pass over ``elements`` elements in ``rows`` rows is split into."""
+    """How many threads a pass over ``elements`` elements in ``rows`` rows is split
+    across (1: not split)."""
     if elements < MIN_ELEMENTS or rows < 2:
         return 1
     return min(_POOL.size(), rows, elements // (MIN_ELEMENTS // 2))
@@ -104,33 +115,26 @@ def parts_for(elements: int, rows: int) -> int:
 def bounds(rows: int, parts: int) -> list:
     """``parts`` contiguous ``(start, stop)`` row ranges covering ``range(rows)``."""
     cuts = [rows * k // parts for k in range(parts + 1)]
-    return list(zip(cuts[:-1], cuts[1:]))
+    return [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
 
 
 def run_split(work, rows: int, elements: int) -> None:
     """Call ``work(start, stop)`` on disjoint row ranges covering ``range(rows)``, in
     parallel when the pass is large (``elements`` in all) and the pool is free; else
-    once, ``work(0, rows)``. ``work`` must only touch its own rows."""
-    parts = parts_for(elements, rows)
-    if parts == 1 or not _POOL.lock.acquire(blocking=False):
+    once, ``work(0, rows)``. ``work`` must only touch its own rows. The ranges depend
+    only on ``rows`` and the pool size, never on which thread runs them."""
+    threads = parts_for(elements, rows)
+    if threads == 1 or not _POOL.lock.acquire(blocking=False):
         work(0, rows)
         return
     try:
-        ranges = bounds(rows, parts)
-        helpers = _POOL.helpers_for(parts - 1)
-        for helper, (start, stop) in zip(helpers, ranges[1:]):
-            helper.start(lambda a=start, b=stop: work(a, b))
-        try:
-            work(*ranges[0])
-        finally:
-            errors = []
-            for helper in helpers:
-                try:
-                    helper.wait()
-                except BaseException as exc:
-                    errors.append(exc)
-        if errors:
-            raise errors[0]
+        job = _Job(work, bounds(rows, min(rows, threads * RANGES_PER_THREAD)))
+        for helper in _POOL.helpers_for(threads - 1):
+            helper.jobs.put(job)
+        job.run()
+        job.all_done.wait()
+        if job.error is not None:
+            raise job.error
     finally:
         _POOL.lock.release()
 
