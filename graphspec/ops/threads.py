@@ -13,8 +13,9 @@ would be without threads, so threaded and unthreaded results are bit-identical. 
 that sum over rows are not split here.
 
 The helper threads are daemons started on first use (importing this module starts
-nothing), restarted after a ``fork``. ``GRAPHSPEC_THREADS=1`` turns splitting off; a
-nested or concurrent call (another thread already using the pool) runs unsplit.
+nothing), restarted after a ``fork``. A nested or concurrent call (another thread
+already using the pool) runs unsplit. Off unless ``GRAPHSPEC_THREADS`` asks for it:
+in whole training steps it did not pay on the 2-core box (see :func:`_wanted_threads`).
 """
 from __future__ import annotations
 
@@ -29,9 +30,16 @@ MIN_ELEMENTS = 1 << 19
 
 
 def _wanted_threads() -> int:
-    setting = os.environ.get("GRAPHSPEC_THREADS", "").strip()
+    """``GRAPHSPEC_THREADS`` (a count, or ``auto`` for the usable cores up to 4); 1 by
+    default: in whole training steps on the 2-core box the split did not pay (OpenBLAS
+    keeps its worker spinning on the second core for a while after each GEMM, and the
+    helper thread competes with it; MLP step 0.95x -> 1.26x PyTorch, CNN 1.68x ->
+    1.84x with it on, bench/README.md)."""
+    setting = os.environ.get("GRAPHSPEC_THREADS", "").strip().lower()
     if setting.isdigit() and int(setting) > 0:
         return int(setting)
+    if setting != "auto":
+        return 1
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
