@@ -146,12 +146,7 @@ def batch_norm_inference(x, gamma, beta, moving_mean, moving_variance, axis, eps
 
     def backward(g):
         grads = [g * scale if x.requires_grad else None]
-        if gamma is not None:
-            grads.append((g * xhat).sum(axis=red).astype(gamma.data.dtype, copy=False)
-                         if gamma.requires_grad else None)
-        if beta is not None:
-            grads.append(g.sum(axis=red).astype(beta.data.dtype, copy=False)
-                         if beta.requires_grad else None)
+        grads += _affine_grads(g, xhat, red, gamma, beta)
         gs = None
         if moving_mean.requires_grad or moving_variance.requires_grad:
             gs = g * scale
