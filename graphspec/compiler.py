@@ -19,7 +19,7 @@ from .expr import ExprError
 from .graph.model import Model
 from .graph.node import History, Node, SymbolicTensor
 from .graph.walk import iter_layers
-from .layers.base import MAX_WEIGHT_ELEMENTS
+from .layers.base import MAX_WEIGHT_ELEMENTS, call_mask_sources
 from .layers.registry import REGISTRY
 from .spec.loader import Located
 from .spec.schema import COMMON_LAYER_KEYS
@@ -243,12 +243,10 @@ class Compiler:
         """Which masks the call's outputs carry (Keras' compute_mask, at compile time); a
         layer that cannot take the mask it is given drops it, as Keras does, and says so."""
         sources = [t.mask_source for t in node.input_tensors]
-        if not any(sources) and not layer.makes_mask():
-            return
-        outs = layer.mask_sources(sources, len(node.output_tensors))
+        outs = call_mask_sources(layer, sources, len(node.output_tensors))
         for tensor, source in zip(node.output_tensors, outs):
             tensor.mask_source = source
-        if not layer.SUPPORTS_MASKING and not layer.makes_mask():
+        if any(sources) and not layer.SUPPORTS_MASKING and not layer.makes_mask():
             dropped = sorted({s for s in sources if s})
             self.warn(path, f"{layer.TYPE} layer '{layer.name}' does not support masking: "
                             f"the mask made by {', '.join(repr(d) for d in dropped)} stops "

@@ -15,7 +15,7 @@ from __future__ import annotations
 from ..errors import ShapeError
 from ..io.arrays import check_inputs, shapes_compatible
 from ..io.arrays import format_shape as _fmt  # noqa: F401  (engines/ imports it from here)
-from ..layers.base import CallContext
+from ..layers.base import CallContext, call_mask_sources
 from .walk import iter_layers
 from .walk import param_count as walk_param_count
 
@@ -124,8 +124,7 @@ class Model:
         known = {id(t): s for t, s in zip(self.inputs, sources)}
         for node in self.nodes:
             ins = [known.get(id(t)) for t in node.input_tensors]
-            outs = node.layer.mask_sources(ins, len(node.output_tensors)) \
-                if any(ins) or node.layer.makes_mask() else [None] * len(node.output_tensors)
+            outs = call_mask_sources(node.layer, ins, len(node.output_tensors))
             for tensor, source in zip(node.output_tensors, outs):
                 known[id(tensor)] = source
         return [known.get(id(t)) for t in self.outputs]

@@ -12,6 +12,7 @@ else (a mask passed explicitly, or made by other operations) is refused by name.
 """
 from __future__ import annotations
 
+from ..layers.base import call_mask_sources
 from .keras_layers import OPS_MODULE
 
 # The Keras operations of the masks Embedding, Masking and the merges make.
@@ -195,8 +196,7 @@ def run_time_mask_conflict(model, recorded) -> tuple | None:
         why = (cleared.get(id(differ[0])) or culprit.get(id(differ[0]))) if differ else None
         if getattr(layer, "USES_MASK", False) and differ:
             return layer.name, differ[0].name, why
-        outs = layer.mask_sources(ins, len(node.output_tensors)) \
-            if any(ins) or layer.makes_mask() else [None] * len(node.output_tensors)
+        outs = call_mask_sources(layer, ins, len(node.output_tensors))
         for tensor, label in zip(node.output_tensors, outs):
             runtime[id(tensor)] = label
             if differ:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import GraphspecError, InputError, SpecError
+from ..layers.base import call_mask_sources
 from .targets import export_targets
 
 ONNX_EXTRA = "graphspec export --format onnx needs the onnx extra: pip install 'graphspec[onnx]'"
@@ -165,8 +166,7 @@ def export_problems(model) -> list:
                 visit_model(layer, ins)
             else:
                 visit_layer(layer, node, ins)
-            outs = layer.mask_sources(ins, len(node.output_tensors)) \
-                if any(ins) or layer.makes_mask() else [None] * len(node.output_tensors)
+            outs = call_mask_sources(layer, ins, len(node.output_tensors))
             for tensor, source in zip(node.output_tensors, outs):
                 known[id(tensor)] = source
     visit_model(model, [None] * len(model.inputs))

@@ -289,6 +289,15 @@ class Layer:
         return f"<{self.TYPE} '{self.name}'>"
 
 
+def call_mask_sources(layer, sources: list, n_outputs: int) -> list:
+    """The masks one call's outputs carry (Keras' compute_mask at build time): the
+    layer's ``mask_sources`` when an input carries a mask or the layer makes one, else
+    none. The compiler, a sub-model and the exporters' walks all use this one rule."""
+    if any(sources) or layer.makes_mask():
+        return layer.mask_sources(sources, n_outputs)
+    return [None] * n_outputs
+
+
 def _unwrap(items):
     return items[0] if len(items) == 1 else list(items)
 
