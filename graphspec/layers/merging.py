@@ -6,9 +6,7 @@ from functools import reduce
 import numpy as np
 
 from .. import ops
-from ..autodiff.engine import Variable, result
 from ..errors import ShapeError
-from ..ops.arith import unbroadcast
 from .base import Layer
 
 
@@ -57,23 +55,6 @@ class ElementwiseMerge(Layer):
 
 
 # -- merges whose values depend on the masks (Keras' Multiply, Maximum, Minimum) ------------
-def select(keep, a, b):
-    """``where(keep, a, b)`` with gradients to ``a`` and ``b`` (either may be a number)."""
-    a_data = a.data if isinstance(a, Variable) else a
-    b_data = b.data if isinstance(b, Variable) else b
-    out = np.where(keep, a_data, b_data)
-    parents = tuple(v for v in (a, b) if isinstance(v, Variable))
-
-    def backward(g):
-        grads = []
-        if isinstance(a, Variable):
-            grads.append(unbroadcast(np.where(keep, g, g.dtype.type(0)), a.shape))
-        if isinstance(b, Variable):
-            grads.append(unbroadcast(np.where(keep, g.dtype.type(0), g), b.shape))
-        return tuple(grads)
-    return result(out, parents, backward)
-
-
 def spread(mask, x):
     """A ``(batch, steps)`` mask over ``x``'s last axis, as Keras' broadcast_to."""
     return None if mask is None else np.broadcast_to(mask[..., None], x.shape)
@@ -90,11 +71,11 @@ class MaskedProduct(ElementwiseMerge):
         for x, mask in zip(inputs, masks):
             keep = spread(mask, x)
             if keep is not None:
-                x = select(keep, x, x.dtype.type(1))
+                x = ops.where(keep, x, x.dtype.type(1))
                 if every:
                     kept = keep if kept is None else kept | keep
             out = x if out is None else ops.mul(out, x)
-        return [select(kept, out, out.dtype.type(0)) if every else out]
+        return [ops.where(kept, out, out.dtype.type(0)) if every else out]
 
 
 class MaskedExtremum(ElementwiseMerge):
@@ -107,9 +88,9 @@ class MaskedExtremum(ElementwiseMerge):
         for x, mask in zip(inputs[1:], masks[1:]):
             keep = spread(mask, x)
             if keep is not None:
-                x = select(keep, x, out)
+                x = ops.where(keep, x, out)
             if out_keep is not None:
-                out = select(out_keep, out, x)
+                out = ops.where(out_keep, out, x)
             out_keep = out_keep | keep if keep is not None and out_keep is not None \
                 else None
             out = type(self).OP(out, x)

@@ -111,6 +111,24 @@ def maximum(a, b) -> Variable:
                   lambda g: (unbroadcast(g * pick_a, a.shape), unbroadcast(g * ~pick_a, b.shape)))
 
 
+def where(keep, a, b) -> Variable:
+    """``np.where(keep, a, b)`` (``keep``: a plain boolean array) with gradients to ``a``
+    and ``b``; either may be a plain number (a fill value), which gets none."""
+    a_data = a.data if isinstance(a, Variable) else a
+    b_data = b.data if isinstance(b, Variable) else b
+    parents = tuple(v for v in (a, b) if isinstance(v, Variable))
+
+    def backward(g):
+        zero = g.dtype.type(0)
+        grads = []
+        if isinstance(a, Variable):
+            grads.append(unbroadcast(np.where(keep, g, zero), a.shape))
+        if isinstance(b, Variable):
+            grads.append(unbroadcast(np.where(keep, zero, g), b.shape))
+        return tuple(grads)
+    return result(np.where(keep, a_data, b_data), parents, backward)
+
+
 def minimum(a, b) -> Variable:
     a, b = _binary(a, b)
     pick_a = a.data <= b.data
