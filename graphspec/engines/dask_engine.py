@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import GraphspecError, InputError
 from ..io.npystream import NpySource
+from ..runtime import executor
 from . import embedded
 from .bundle import ModelBundle, shipped
 from .outputs import RowSink
@@ -315,8 +316,7 @@ def _result(future, start, stop, distributed):
 def _refuse_stateful(model) -> None:
     """Chunks run on any worker in any order; a stateful RNN needs its batches in order
     in one process."""
-    stateful = [use.layer.name for use in model.layer_uses()
-                if getattr(use.layer, "config", {}).get("stateful")]
+    stateful = [layer.name for layer in executor.stateful_layers(model)]
     if stateful:
         raise InputError(f"model '{model.name}' has stateful layers ({', '.join(stateful)}), "
                          "whose state runs from one batch to the next in order: run it with "

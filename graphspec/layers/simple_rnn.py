@@ -201,15 +201,20 @@ class RecurrentLayer(Layer):
         return outputs
 
 
+def stateful_layers(model) -> list:
+    """The stateful recurrent layers of ``model``, sub-models and wrappers included
+    (``model.layers()`` is graph.walk's walk; layers/ cannot import graph/)."""
+    return [layer for layer in model.layers()
+            if isinstance(layer, RecurrentLayer) and layer.stateful]
+
+
 def reset_model_states(model) -> int:
-    """``reset_states()`` on every stateful recurrent layer of ``model`` (sub-models and
-    wrappers included); returns how many were reset."""
-    count = 0
-    for layer in model.layers():      # graph.walk's walk (layers/ cannot import graph/)
-        if isinstance(layer, RecurrentLayer) and layer.stateful:
-            layer.reset_states()
-            count += 1
-    return count
+    """``reset_states()`` on every stateful recurrent layer of ``model``; returns how
+    many were reset."""
+    layers = stateful_layers(model)
+    for layer in layers:
+        layer.reset_states()
+    return len(layers)
 
 
 class SimpleRNN(RecurrentLayer):

@@ -23,6 +23,7 @@ from ..autodiff import Variable, recording
 from ..errors import InputError
 from ..io.arrays import check_inputs, check_shape
 from ..layers.base import CallContext
+from ..layers.simple_rnn import stateful_layers
 from .process import tune_allocator
 
 
@@ -144,8 +145,7 @@ def check_stateful_batches(model, size: int, batch_size: int | None) -> None:
     every batch must have the same size: refuse a last, shorter batch before any work."""
     if not batch_size or size % int(batch_size) == 0 or size < int(batch_size):
         return
-    stateful = [use.layer.name for use in model.layer_uses()
-                if getattr(use.layer, "config", {}).get("stateful")]
+    stateful = [layer.name for layer in stateful_layers(model)]
     if stateful:
         raise InputError(
             f"model '{model.name}' has stateful layers ({', '.join(stateful)}): each batch "
